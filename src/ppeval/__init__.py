@@ -1,0 +1,37 @@
+"""ppeval: evaluate peer-parent (parent partner) programs in child welfare.
+
+The pipeline runs load -> validate -> cohort -> propensity -> match -> balance ->
+estimate -> report; each stage is a module usable alone in a notebook.
+
+Examples
+--------
+>>> import ppeval
+>>> ppeval.__version__ >= "0.1"
+True
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import Config
+from .errors import ConfigError, DataError, PpevalError
+from .extract import Extract, InputFile
+from .load import load_extract
+from .problems import Problem, ValidationReport
+
+try:
+    __version__ = version("ppeval")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "Extract",
+    "InputFile",
+    "PpevalError",
+    "Problem",
+    "ValidationReport",
+    "__version__",
+    "load_extract",
+]

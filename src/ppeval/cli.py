@@ -1,0 +1,146 @@
+"""The ``ppeval`` command line: a thin layer over the library.
+
+Exit status: 0 done, 1 the data failed validation, 2 a usage or configuration error.
+User errors print a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import NotYetAvailableError, PpevalError
+
+
+class _Progress:
+    """Stage-by-stage progress on stderr for long command-line runs."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
+    from .synthetic import write_synthetic
+
+    progress(f"generating a synthetic extract of {args.children} children (seed {args.seed})")
+    out = write_synthetic(args.out, n_children=args.children, seed=args.seed, design=args.design)
+    progress(f"wrote {out}")
+    return 0
+
+
+def _validate(config: Path, progress: _Progress) -> int:
+    from .load import load_extract
+
+    progress(f"loading {config}")
+    ext = load_extract(config)
+    progress(f"loaded {ext!r}; validating")
+    report = ext.validate()
+    for problem in report.problems:
+        print(problem)
+    print(report.summary())
+    return 1 if report.has_errors else 0
+
+
+def _cmd_validate(args: argparse.Namespace, progress: _Progress) -> int:
+    return _validate(Path(args.config), progress)
+
+
+def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
+    from .synthetic import write_synthetic
+
+    out = Path(args.out)
+    data_dir = out / "data"
+    progress(f"writing the synthetic extract and eval.toml to {data_dir}")
+    write_synthetic(data_dir, n_children=args.children, seed=args.seed)
+    status = _validate(data_dir / "eval.toml", progress)
+    if status != 0:
+        return status
+    raise NotYetAvailableError(
+        "the synthetic extract was written and validated; the report stage (cohort, matching, "
+        "estimates, report.html) is not in this version of ppeval yet"
+    )
+
+
+def _not_yet(stage: str):
+    def run(args: argparse.Namespace, progress: _Progress) -> int:
+        raise NotYetAvailableError(f"'ppeval {args.command}' needs the {stage} stage, which is not in this version of ppeval yet")
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ppeval",
+        description="Evaluate a peer-parent (parent partner) program with an agency's child-welfare extract.",
+    )
+    parser.add_argument("--version", action="version", version=f"ppeval {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="write a synthetic extract and run the full evaluation on it")
+    p.add_argument("--out", default="reports/demo", help="output folder (default reports/demo)")
+    p.add_argument("--children", type=int, default=4000, help="children in the synthetic extract")
+    p.add_argument("--seed", type=int, default=20240601)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("synth", help="write a synthetic extract, eval.toml and truth.json")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--children", type=int, default=4000, help="number of children (default 4000)")
+    p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--design", choices=["in_care", "prevention"], default="in_care")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("validate", help="load an extract and list every problem")
+    p.add_argument("config", help="the evaluation's TOML config")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("report", help="run the evaluation and write the report")
+    p.add_argument("config")
+    p.add_argument("--out", default=None)
+    p.add_argument("--pdf", action="store_true")
+    p.set_defaults(func=_not_yet("report"))
+
+    p = sub.add_parser("charts", help="write the chart pack only")
+    p.add_argument("config")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_not_yet("report"))
+
+    p = sub.add_parser("cohort", help="write the analysis cohort (unit-level; never published)")
+    p.add_argument("config")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_not_yet("cohort"))
+
+    p = sub.add_parser("indicators", help="CFSR-style observed indicators")
+    p.add_argument("config")
+    p.set_defaults(func=_not_yet("cohort"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    progress = _Progress(quiet=args.quiet)
+    try:
+        return int(args.func(args, progress) or 0)
+    except PpevalError as exc:
+        print(f"ppeval {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("ppeval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
