@@ -12,9 +12,11 @@ True
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .cohort import Cohort, SampleFlow, build_cohort
 from .config import Config
 from .errors import ConfigError, DataError, PpevalError
 from .extract import Extract, InputFile
+from .indicators import cfsr_indicators
 from .load import load_extract
 from .problems import Problem, ValidationReport
 
@@ -24,6 +26,10 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Cohort",
+    "SampleFlow",
+    "build_cohort",
+    "cfsr_indicators",
     "Config",
     "ConfigError",
     "DataError",

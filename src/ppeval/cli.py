@@ -52,6 +52,54 @@ def _cmd_validate(args: argparse.Namespace, progress: _Progress) -> int:
     return _validate(Path(args.config), progress)
 
 
+def _load_valid(config: Path, progress: _Progress):
+    """Load and validate; a data error stops the run with every problem listed."""
+    from .config import Config
+    from .errors import DataError
+    from .load import load_extract
+
+    cfg = Config.from_toml(config)
+    progress(f"loading {config}")
+    ext = load_extract(cfg)
+    report = ext.validate()
+    if report.has_errors:
+        for problem in report.errors:
+            print(problem, file=sys.stderr)
+        raise DataError(f"the extract failed validation ({report.summary()}); run 'ppeval validate {config}'")
+    progress(f"loaded and validated {ext!r} ({report.summary()})")
+    return cfg, ext
+
+
+def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
+    from .cohort import build_cohort_from_config
+
+    cfg, ext = _load_valid(Path(args.config), progress)
+    progress("building the cohort and its outcomes")
+    cohort = build_cohort_from_config(ext, cfg)
+    out = Path(args.out)
+    data = cohort.data[[c for c in cohort.data.columns if not c.startswith("_")]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        data.to_parquet(out, index=False)
+    else:
+        data.to_csv(out, index=False, date_format="%Y-%m-%d")
+    print(cohort.flow.to_frame().to_string(index=False))
+    progress(f"wrote {len(data)} units to {out} (unit-level data: never publish this file)")
+    return 0
+
+
+def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
+    from .indicators import cfsr_indicators
+
+    _cfg, ext = _load_valid(Path(args.config), progress)
+    progress("computing CFSR-style observed indicators (not risk-standardised)")
+    table = cfsr_indicators(ext)
+    if args.out:
+        table.to_csv(args.out, index=False)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
     from .synthetic import write_synthetic
 
@@ -116,12 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cohort", help="write the analysis cohort (unit-level; never published)")
     p.add_argument("config")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_not_yet("cohort"))
+    p.add_argument("--out", required=True, help="CSV or .parquet file")
+    p.set_defaults(func=_cmd_cohort)
 
-    p = sub.add_parser("indicators", help="CFSR-style observed indicators")
+    p = sub.add_parser("indicators", help="CFSR-style observed indicators (P1, P4, S2) by entry year and arm")
     p.add_argument("config")
-    p.set_defaults(func=_not_yet("cohort"))
+    p.add_argument("--out", default=None, help="also write the table as CSV")
+    p.set_defaults(func=_cmd_indicators)
     return parser
 
 

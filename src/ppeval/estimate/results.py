@@ -1,0 +1,240 @@
+"""Results objects: one :class:`Effect` per estimate and the :class:`EffectResults`
+container that :func:`ppeval.estimate` returns.
+
+Every effect carries the estimate, its standard error, a 95% confidence interval, the
+p-value, the sample sizes and events per arm, and the method in words (including the
+standard-error type and the clustering), so that a table or report never has to guess.
+For ratio measures (hazard, subdistribution hazard, odds and risk ratios) ``estimate``,
+``ci_low`` and ``ci_high`` are on the ratio scale and ``se`` is the standard error of the
+*log* ratio (``se_scale == "log"``).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: Measures allowed in ``results.json`` (DESIGN.md, Contract).
+CONTRACT_MEASURES = (
+    "hazard_ratio",
+    "subdistribution_hazard_ratio",
+    "odds_ratio",
+    "risk_ratio",
+    "risk_difference",
+)
+RATIO_MEASURES = frozenset(
+    {"hazard_ratio", "subdistribution_hazard_ratio", "odds_ratio", "risk_ratio",
+     "trend_odds_ratio", "trend_hazard_ratio"}
+)
+
+FRAME_COLUMNS = [
+    "outcome", "measure", "window_months", "estimate", "se", "ci_low", "ci_high", "p_value",
+    "method", "se_scale", "n", "n_treated", "n_comparison", "events_treated",
+    "events_comparison", "risk_treated", "risk_comparison", "n_clusters", "label",
+]
+
+
+def wald_ci(estimate: float, se: float, log_scale: bool, alpha: float = 0.05):
+    """Wald interval and two-sided p-value (on the log scale for ratio measures)."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    if log_scale:
+        b = np.log(estimate)
+        lo, hi = np.exp(b - z * se), np.exp(b + z * se)
+        zstat = b / se if se > 0 else np.nan
+    else:
+        lo, hi = estimate - z * se, estimate + z * se
+        zstat = estimate / se if se > 0 else np.nan
+    p = 2 * stats.norm.sf(abs(zstat)) if np.isfinite(zstat) else np.nan
+    return float(lo), float(hi), float(p)
+
+
+@dataclass
+class Effect:
+    """One effect estimate with its uncertainty and the counts behind it.
+
+    Examples
+    --------
+    >>> e = Effect.from_wald("risk_difference", 0.05, 0.02, method="difference in risks")
+    >>> round(e.ci_low, 4), round(e.ci_high, 4)
+    (0.0108, 0.0892)
+    """
+
+    measure: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    method: str
+    outcome: str | None = None
+    window_months: int | None = None
+    se_scale: str = "identity"
+    n: int | None = None
+    n_treated: int | None = None
+    n_comparison: int | None = None
+    events_treated: int | None = None
+    events_comparison: int | None = None
+    risk_treated: float | None = None
+    risk_comparison: float | None = None
+    n_clusters: int | None = None
+    label: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_wald(cls, measure: str, estimate: float, se: float, *, method: str,
+                  alpha: float = 0.05, **kwargs) -> Effect:
+        """Build an effect from a point estimate and its SE (log-scale SE for ratios)."""
+        log_scale = measure in RATIO_MEASURES
+        lo, hi, p = wald_ci(estimate, se, log_scale, alpha)
+        return cls(measure=measure, estimate=float(estimate), se=float(se), ci_low=lo,
+                   ci_high=hi, p_value=p, method=method,
+                   se_scale="log" if log_scale else "identity", **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready apart from NaN), ``extra`` included."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, np.generic):
+                d[k] = v.item()
+        return d
+
+    def to_frame(self) -> pd.DataFrame:
+        """One-row tidy table (columns as :meth:`EffectResults.to_frame`)."""
+        d = self.to_dict()
+        return pd.DataFrame([{c: d.get(c) for c in FRAME_COLUMNS}])
+
+    def __repr__(self) -> str:
+        wnd = f", {self.window_months} months" if self.window_months else ""
+        return (f"Effect({self.measure}{wnd}: {self.estimate:.4g} "
+                f"[{self.ci_low:.4g}, {self.ci_high:.4g}], p={self.p_value:.3g})")
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+class EffectResults:
+    """All effects of one outcome, with the curves and tests behind them.
+
+    Attributes
+    ----------
+    effects : list of :class:`Effect`, the contract measures (hazard, subdistribution
+        hazard, odds and risk ratios, risk differences): what goes to ``results.json``.
+    secondary : list of :class:`Effect`, other estimates (restricted mean time difference,
+        cause-specific hazard ratio of the competing exit, ...).
+    km : :class:`~ppeval.estimate.survival.KaplanMeier` or ``None``.
+    cif : :class:`~ppeval.estimate.competing.AalenJohansen` or ``None``.
+    tests : dict of test tables (log-rank, proportional hazards, McNemar).
+    flow : DataFrame of rows used and left out, by arm.
+    models : dict of fitted models (Cox, Fine–Gray, logistic) for inspection.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, ppeval.estimate as pe
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"treated": np.repeat([True, False], 100),
+    ...                    "y": rng.random(200) < np.repeat([0.6, 0.4], 100)})
+    >>> res = pe.estimate(df, binary="y")
+    >>> list(res.to_frame().measure)
+    ['risk_difference', 'risk_ratio', 'odds_ratio']
+    """
+
+    def __init__(self, outcome: str, effects: list[Effect], *, secondary=None, km=None,
+                 cif=None, tests=None, flow=None, models=None, arms=None):
+        self.outcome = outcome
+        self.effects = list(effects)
+        self.secondary = list(secondary or [])
+        self.km = km
+        self.cif = cif
+        self.tests = dict(tests or {})
+        self.flow = flow
+        self.models = dict(models or {})
+        self.arms = arms or {}
+
+    def __iter__(self):
+        return iter(self.effects)
+
+    def __len__(self) -> int:
+        return len(self.effects)
+
+    def __getitem__(self, key):
+        """``res["hazard_ratio"]`` or ``res["risk_difference", 12]``; or an integer index."""
+        if isinstance(key, int):
+            return self.effects[key]
+        measure, window = (key, None) if isinstance(key, str) else key
+        for e in self.effects + self.secondary:
+            if e.measure == measure and (window is None or e.window_months == window):
+                return e
+        raise KeyError(key)
+
+    def to_frame(self, secondary: bool = False) -> pd.DataFrame:
+        """Tidy table, one row per effect.
+
+        Columns: outcome, measure, window_months, estimate, se (of the log for ratios),
+        ci_low, ci_high, p_value, method, se_scale, n, n_treated, n_comparison,
+        events_treated, events_comparison, risk_treated, risk_comparison, n_clusters, label.
+        ``secondary=True`` appends the secondary estimates (e.g. restricted mean time).
+        """
+        rows = self.effects + (self.secondary if secondary else [])
+        if not rows:
+            return pd.DataFrame(columns=FRAME_COLUMNS)
+        records = [e.to_dict() for e in rows]
+        return pd.DataFrame([{c: r.get(c) for c in FRAME_COLUMNS} for r in records],
+                            columns=FRAME_COLUMNS)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The ``effects`` list of ``results.json``: measure, window_months, estimate,
+        ci_low, ci_high, p_value, method (contract measures only)."""
+        keys = ("measure", "window_months", "estimate", "ci_low", "ci_high", "p_value", "method")
+        out = []
+        for e in self.effects:
+            if e.measure in CONTRACT_MEASURES:
+                d = e.to_dict()
+                out.append({k: (None if isinstance(d[k], float) and not np.isfinite(d[k])
+                                else d[k]) for k in keys})
+        return out
+
+    def plot(self, ax=None, **kwargs):
+        """Weighted Kaplan–Meier (or cumulative incidence) curves by arm; returns the Axes."""
+        if self.cif is not None:
+            return self.cif.plot(ax=ax, **kwargs)
+        if self.km is not None:
+            return self.km.plot(ax=ax, **kwargs)
+        return forest_plot(self.to_frame(), ax=ax, **kwargs)
+
+    def __repr__(self) -> str:
+        lines = [f"EffectResults for {self.outcome!r}: {len(self.effects)} effects"]
+        for e in self.effects:
+            lines.append("  " + repr(e))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        cols = ["measure", "window_months", "estimate", "ci_low", "ci_high", "p_value",
+                "events_treated", "n_treated", "events_comparison", "n_comparison", "method"]
+        frame = self.to_frame(secondary=True)
+        table = frame[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+        return f"<h4>Effects on {html.escape(str(self.outcome))}</h4>{table}"
+
+
+def forest_plot(frame: pd.DataFrame, ax=None, **kwargs):
+    """Point estimates with 95% CIs, one line per row of an effects table."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * max(len(frame), 1)))
+    labels = [
+        f"{m}{'' if pd.isna(w) else f' {int(w)}m'}"
+        for m, w in zip(frame["measure"], frame["window_months"], strict=True)
+    ]
+    y = np.arange(len(frame))[::-1]
+    ax.errorbar(frame["estimate"], y,
+                xerr=[frame["estimate"] - frame["ci_low"], frame["ci_high"] - frame["estimate"]],
+                fmt="o", capsize=3, **kwargs)
+    ax.set_yticks(y, labels)
+    ax.axvline(1.0 if frame["measure"].isin(list(RATIO_MEASURES)).all() else 0.0,
+               color="grey", lw=0.8, ls="--")
+    return ax

@@ -1,0 +1,286 @@
+"""The ``ncands`` preset: NCANDS Child File records to maltreatment reports (and children).
+
+One report per (``RptID``, ``ChID``) (domain.md §3b):
+
+* ``child_id`` = ``AFCARSID`` where the child links to foster care, else ``ChID``;
+* ``report_id`` = ``RptID``, ``report_date`` = ``RptDt``;
+* ``substantiated`` = any of ``Mal1Lev``-``Mal4Lev`` is 1 (substantiated) or 2 (indicated),
+  the CFSR victim definition; false when some disposition is known and none is 1 or 2,
+  missing when no disposition is known (blank or 99);
+* ``maltreatment_types`` = the types in ``ChMal1``-``ChMal4`` (1 physical_abuse, 2 neglect,
+  3 medical_neglect, 4 sexual_abuse, 5 psychological_maltreatment, 8 other, 9 unknown; 6 "no
+  alleged maltreatment" and 99 are left out), ``;``-separated in that order.
+
+A (``RptID``, ``ChID``) pair found on several records (the same report in two submission
+years) becomes one report: the latest record's date and ids, substantiated if any record
+says so, the union of the types; a warning counts them. Children without an ``AFCARSID`` are
+added to the children table from ``ChBDate`` (or ``ChDOB``), ``ChSex`` (1 male, 2 female,
+else unknown), ``ChRacAI ChRacAs ChRacBl ChRacNH ChRacWh ChRacUD`` (1 yes, 2 or 0 no, 9
+missing) and ``CEthn`` (1 Hispanic), from their latest report that has each attribute.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "CF2019.tab").write_text(
+...     "RptID\\tChID\\tAFCARSID\\tRptDt\\tChMal1\\tMal1Lev\\tChMal2\\tMal2Lev\\tChSex\\tChBDate\\n"
+...     "R1\\tK1\\tC9\\t2019-03-01\\t2\\t5\\t1\\t1\\t1\\t2014-01-01\\n"
+...     "R2\\tK2\\t\\t2019-04-02\\t2\\t5\\t\\t\\t2\\t2016-06-06\\n")
+>>> res = load_ncands(["CF2019.tab"], base_dir=d)
+>>> rep = res.frames()["reports"]
+>>> rep[["child_id", "substantiated", "maltreatment_types"]].values.tolist()
+[['C9', True, 'physical_abuse;neglect'], ['K2', False, 'neglect']]
+>>> res.frames()["children"][["child_id", "sex"]].values.tolist()
+[['K2', 'female']]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema
+from ..extract import InputFile
+from ..problems import WARNING, Problem
+from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
+from .preset import (
+    Element,
+    Groups,
+    PresetFile,
+    bool_column,
+    check_overrides,
+    code_column,
+    date_column,
+    derive_race,
+    element_values,
+    group_starts,
+    last_valid,
+    read_preset_file,
+    source_columns,
+    string_column,
+    take_or,
+)
+
+#: ChMal codes -> maltreatment type (6 "no alleged maltreatment" is not a type).
+MALTREATMENT_TYPES: dict[str, str] = {
+    "1": "physical_abuse",
+    "2": "neglect",
+    "3": "medical_neglect",
+    "4": "sexual_abuse",
+    "5": "psychological_maltreatment",
+    "6": "no_alleged_maltreatment",
+    "8": "other",
+    "9": "unknown",
+}
+_TYPES = tuple(MALTREATMENT_TYPES.values())
+_NOT_A_TYPE = _TYPES.index("no_alleged_maltreatment")
+#: MalNLev disposition codes (1 substantiated, 2 indicated, 3-8 and 88/9 other findings).
+DISPOSITIONS: tuple[str, ...] = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "88")
+
+RACE_ELEMENTS: dict[str, str] = {
+    "ChRacAI": "american_indian_alaska_native",
+    "ChRacAs": "asian",
+    "ChRacBl": "black",
+    "ChRacNH": "native_hawaiian_pacific_islander",
+    "ChRacWh": "white",
+}
+
+ELEMENTS: tuple[Element, ...] = (
+    Element("RptID", "id", "reports", identifying=True, required=True),
+    Element("ChID", "id", "reports", identifying=True, required=True),
+    Element("AFCARSID", "id", "reports", identifying=True),
+    Element("RptDt", "date", "reports", required=True),
+    *(Element(f"ChMal{i}", "code", "reports", codes=_TYPES, code_map=MALTREATMENT_TYPES, missing=("99",), expected=i == 1)
+      for i in range(1, 5)),
+    *(Element(f"Mal{i}Lev", "code", "reports", codes=DISPOSITIONS, missing=("99",), expected=i == 1) for i in range(1, 5)),
+    Element("ChBDate", "date", "children", identifying=True, expected=False),
+    Element("ChDOB", "date", "children", identifying=True, expected=False),
+    Element("ChSex", "code", "children", codes=("male", "female"), code_map={"1": "male", "2": "female"}, other="unknown"),
+    *(Element(name, "bool", "children", missing=("9",)) for name in RACE_ELEMENTS),
+    Element("ChRacUD", "bool", "children", missing=("9",)),
+    Element("CEthn", "bool", "children", missing=("3", "9")),
+    Element("ChCnty", "str", "children", expected=False),
+    Element("SubYr", "int", "reports", expected=False),
+)
+_BY_NAME = {e.name: e for e in ELEMENTS}
+
+
+def _compact(pf: PresetFile) -> dict[str, object]:
+    n = len(pf.raw)
+    v = {name: element_values(pf, e, n) for name, e in _BY_NAME.items()}
+    levels = [v[f"Mal{i}Lev"].values for i in range(1, 5)]
+    known = np.zeros(n, dtype=bool)
+    victim = np.zeros(n, dtype=bool)
+    for lev in levels:
+        known |= lev >= 0
+        victim |= (lev == 0) | (lev == 1)  # codes "1" and "2"
+    types = np.zeros(n, dtype=np.int64)
+    for i in range(1, 5):
+        t = v[f"ChMal{i}"].values
+        has = (t >= 0) & (t != _NOT_A_TYPE)
+        types |= np.where(has, 1 << np.clip(t, 0, None).astype(np.int64), 0)
+    bdate = v["ChBDate"].values
+    bdate = np.where(np.isnat(bdate), v["ChDOB"].values, bdate)
+    return {
+        "rpt": v["RptID"].values,
+        "chid": v["ChID"].values,
+        "afcarsid": v["AFCARSID"].values,
+        "county": v["ChCnty"].values,
+        "date": v["RptDt"].values,
+        "subst": np.where(victim, 1, np.where(known, 0, -1)).astype(np.int8),
+        "types": types,
+        "dob": bdate.astype("datetime64[D]"),
+        "sex": v["ChSex"].values.astype(np.int16),
+        "race": derive_race({race: v[e].values for e, race in RACE_ELEMENTS.items()}, v["ChRacUD"].values, v["CEthn"].values),
+        "hisp": v["CEthn"].values,
+        "subyr": np.where(v["SubYr"].missing, -1, v["SubYr"].values).astype(np.int64),
+        "file": np.full(n, pf.index, dtype=np.int32),
+        "line": pf.raw.rows.astype(np.int64),
+    }
+
+
+def _type_names(masks: np.ndarray) -> pd.Series:
+    """Bit masks of maltreatment types as ';'-separated names (one string per distinct mask)."""
+    uniq, inverse = np.unique(masks, return_inverse=True)
+    names = np.array(
+        [";".join(t for b, t in enumerate(_TYPES) if m >> b & 1) or None for m in uniq.tolist()], dtype=object
+    )
+    return pd.Series(pd.array(names[inverse], dtype="string"))
+
+
+def load_ncands(
+    paths: Sequence[str | Path],
+    *,
+    base_dir: str | Path = ".",
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    max_problems_per_column: int | None = DEFAULT_MAX_PROBLEMS_PER_COLUMN,
+) -> LoadResult:
+    """Load NCANDS Child Files into the reports table (and NCANDS-only children).
+
+    Parameters are those of :func:`ppeval.load.afcars.load_afcars`.
+
+    Returns
+    -------
+    LoadResult
+        ``reports`` and ``children`` tables, every problem, one input per file.
+    """
+    overrides = check_overrides("ncands", columns, ELEMENTS)
+    res = LoadResult()
+    labels = [str(p) for p in paths]
+    parts = []
+    for i, label in enumerate(labels):
+        path = Path(label)
+        path = path if path.is_absolute() else Path(base_dir) / path
+        pf = read_preset_file(
+            "ncands", i, path, label, ELEMENTS, overrides, encoding=encoding, delimiter=delimiter,
+            max_problems_per_column=max_problems_per_column,
+        )
+        res.problems.extend(pf.problems)
+        if pf.raw.sha256 is not None:
+            res.inputs.append(InputFile(label, pf.raw.sha256, "ncands", len(pf.raw), pf.raw.format))
+        if pf.ok:
+            parts.append(_compact(pf))
+        del pf
+    if not parts:
+        return res
+    data: dict[str, object] = {}
+    for key in parts[0]:
+        values = [p[key] for p in parts]
+        data[key] = pa.concat_arrays(values) if isinstance(values[0], pa.Array) else np.concatenate(values)
+    reports, children, problems = _build(data, labels)
+    res.problems.extend(problems)
+    res.add_table("reports", reports)
+    res.add_table("children", children)
+    return res
+
+
+def _codes(arr: pa.Array) -> np.ndarray:
+    """Dense integer codes of strings; each missing value gets its own code (never merged)."""
+    enc = pc.dictionary_encode(arr)
+    codes = np.asarray(enc.indices.fill_null(-1), dtype=np.int64)
+    blank = codes < 0
+    codes[blank] = len(enc.dictionary) + np.arange(int(blank.sum()))
+    return codes
+
+
+def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Problem]]:
+    n = len(data["line"])
+    file_idx, line = data["file"], data["line"]
+    seq = (file_idx.astype(np.int64) << 32) | line
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((seq, data["subyr"]))] = np.arange(n, dtype=np.int64)
+    rpt, chid = _codes(data["rpt"]), _codes(data["chid"])
+    order = np.lexsort((rank, chid, rpt))
+    starts = group_starts(rpt[order], chid[order])
+    ends = np.r_[starts[1:], n] - 1
+    last = order[ends]  # the latest record of each (RptID, ChID)
+    problems: list[Problem] = []
+    dup = len(starts) < n
+    if dup:
+        sizes = np.diff(np.r_[starts, n])
+        first_dup = order[starts[np.argmax(sizes > 1)] + 1]
+        problems.append(
+            Problem(
+                WARNING, labels[int(file_idx[first_dup])], int(line[first_dup]), "RptID", None,
+                "one record per (RptID, ChID)",
+                f"{int((sizes > 1).sum())} (RptID, ChID) pair(s) appear on more than one record; each became one "
+                f"report (latest record's date, substantiated if any record is, all maltreatment types)",
+                "reports",
+            )
+        )
+    subst = data["subst"][order]
+    types = data["types"][order]
+    subst_g = np.maximum.reduceat(subst, starts) if n else subst
+    types_g = np.bitwise_or.reduceat(types, starts) if n else types
+    afcars_valid = np.asarray(data["afcarsid"].is_valid(), dtype=bool)[order]
+    i_af = last_valid(afcars_valid, starts)
+    af = data["afcarsid"].take(pa.array(order)).take(pa.array(np.where(i_af < 0, 0, i_af), mask=i_af < 0))
+    ch = data["chid"].take(pa.array(last))
+    child_id = pc.coalesce(af, ch)
+    reports = pd.DataFrame(
+        {
+            "child_id": string_column(child_id),
+            "report_date": date_column(data["date"][last]),
+            "substantiated": bool_column(subst_g),
+            "report_id": string_column(data["rpt"].take(pa.array(last))),
+            "maltreatment_types": _type_names(types_g),
+            **source_columns(labels, file_idx[last], line[last]),
+        }
+    )
+
+    # ---- children known to NCANDS only: the ChIDs used as child_id (no AFCARSID)
+    no_link = np.asarray(data["afcarsid"].is_null(), dtype=bool)
+    rows = np.flatnonzero(no_link & np.asarray(data["chid"].is_valid(), dtype=bool))
+    if not len(rows):
+        return reports, None, problems
+    c_order = rows[np.lexsort((rank[rows], chid[rows]))]
+    cstarts = group_starts(chid[c_order])
+    cg = Groups(cstarts, len(c_order), rank[c_order])
+    dob, sex, race, hisp = (data[k][c_order] for k in ("dob", "sex", "race", "hisp"))
+    county = data["county"].take(pa.array(c_order))
+    unknown_race = list(schema.RACE_ETHNICITY_CODES).index("unknown")
+    i_sex = cg.last((sex >= 0) & (sex < 2))
+    i_race = cg.last((race >= 0) & (race != unknown_race))
+    i_cty = cg.last(np.asarray(county.is_valid(), dtype=bool))
+    latest = cg.last(np.ones(len(c_order), dtype=bool))
+    nat = np.datetime64("NaT", "D")
+    children = pd.DataFrame(
+        {
+            "child_id": string_column(data["chid"].take(pa.array(c_order[cstarts]))),
+            "birth_date": date_column(take_or(dob, cg.last(~np.isnat(dob)), nat)),
+            "sex": code_column(np.where(i_sex >= 0, take_or(sex, i_sex, 2), 2), ("male", "female", "unknown")),
+            "race_ethnicity": code_column(np.where(i_race >= 0, take_or(race, i_race, unknown_race), unknown_race),
+                                          schema.RACE_ETHNICITY_CODES),
+            "hispanic": bool_column(take_or(hisp, cg.last(hisp >= 0), -1)),
+            "county": string_column(county.take(pa.array(np.where(i_cty < 0, 0, i_cty), mask=i_cty < 0))),
+            **source_columns(labels, file_idx[c_order[latest]], line[c_order[latest]]),
+        }
+    )
+    return reports, children, problems
