@@ -313,3 +313,23 @@ def test_bad_design_or_unit_is_a_config_error(bad):
     ext = make_extract({"child_id": ["a"], "birth_date": ["2015-01-01"]}, {"child_id": ["a"], "removal_date": ["2019-01-01"]})
     with pytest.raises(ConfigError):
         build_cohort(ext, **bad)
+
+
+def test_sibling_of_a_served_child_is_never_a_comparison_unit():
+    ext = make_extract(
+        {"child_id": ["a", "b", "c"], "birth_date": ["2015-01-01"] * 3},
+        {
+            "child_id": ["a", "b", "c"],
+            # b was home again before the family enrolled during a's later episode
+            "removal_date": ["2018-06-01", "2018-01-01", "2018-01-01"],
+            "discharge_date": ["2019-01-01", "2018-03-01", "2018-09-01"],
+            "discharge_reason": ["reunification"] * 3,
+        },
+        participation={"family_id": ["F1"], "enrolled_date": ["2018-07-01"]},
+        families={"child_id": ["a", "b", "c"], "family_id": ["F1", "F1", "F2"]},
+    )
+    c = build_cohort(ext)
+    assert sorted(c.data["child_id"]) == ["a", "c"]
+    assert c.data.groupby("family_id")["treated"].nunique().max() == 1
+    step = flow_step(c, "no sibling in the cohort served")
+    assert (step["treated"], step["comparison"]) == (1, 1)

@@ -12,13 +12,18 @@ True
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .balance import Balance, balance
 from .cohort import Cohort, SampleFlow, build_cohort
 from .config import Config
 from .errors import ConfigError, DataError, PpevalError
+from .estimate import EffectResults, estimate
+from .evaluation import Evaluation
 from .extract import Extract, InputFile
 from .indicators import cfsr_indicators
 from .load import load_extract
+from .matching import MatchedSample, match
 from .problems import Problem, ValidationReport
+from .propensity import PropensityScore, propensity
 
 try:
     __version__ = version("ppeval")
@@ -26,6 +31,15 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Balance",
+    "EffectResults",
+    "Evaluation",
+    "MatchedSample",
+    "PropensityScore",
+    "balance",
+    "estimate",
+    "match",
+    "propensity",
     "Cohort",
     "SampleFlow",
     "build_cohort",

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import NotYetAvailableError, PpevalError
+from .errors import PpevalError
 
 
 class _Progress:
@@ -110,17 +110,46 @@ def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
     status = _validate(data_dir / "eval.toml", progress)
     if status != 0:
         return status
-    raise NotYetAvailableError(
-        "the synthetic extract was written and validated; the report stage (cohort, matching, "
-        "estimates, report.html) is not in this version of ppeval yet"
-    )
+    return _run_report(data_dir / "eval.toml", out / "report", progress, pdf=getattr(args, "pdf", False))
 
 
-def _not_yet(stage: str):
-    def run(args: argparse.Namespace, progress: _Progress) -> int:
-        raise NotYetAvailableError(f"'ppeval {args.command}' needs the {stage} stage, which is not in this version of ppeval yet")
+def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False, charts_only: bool = False) -> int:
+    from .evaluation import Evaluation
+    from .report import write_report
 
-    return run
+    ev = Evaluation.from_toml(config, progress=progress)
+    _check_inputs_unchanged(ev, out, progress)
+    write_report(ev, out, pdf=pdf, charts_only=charts_only)
+    progress(f"wrote {out}")
+    if not charts_only:
+        print(out / "report.html")
+    return 0
+
+
+def _check_inputs_unchanged(ev, out: Path, progress: _Progress) -> None:
+    """Say which input changed since the previous report in ``out`` (a rerun is otherwise identical)."""
+    import json
+
+    previous = out / "results.json"
+    if not previous.exists():
+        return
+    try:
+        old = {f["path"]: f["sha256"] for f in json.loads(previous.read_text(encoding="utf-8")).get("inputs", [])}
+    except (ValueError, KeyError, TypeError):
+        return
+    for f in ev.extract.provenance():
+        if f["path"] in old and old[f["path"]] != f["sha256"]:
+            progress(f"input changed since the previous report: {f['path']}")
+
+
+def _cmd_report(args: argparse.Namespace, progress: _Progress) -> int:
+    config = Path(args.config)
+    out = Path(args.out) if args.out else Path("reports") / config.stem
+    return _run_report(config, out, progress, pdf=args.pdf)
+
+
+def _cmd_charts(args: argparse.Namespace, progress: _Progress) -> int:
+    return _run_report(Path(args.config), Path(args.out), progress, charts_only=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/demo", help="output folder (default reports/demo)")
     p.add_argument("--children", type=int, default=4000, help="children in the synthetic extract")
     p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--pdf", action="store_true", help="also write PDFs (needs ppeval[pdf])")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("synth", help="write a synthetic extract, eval.toml and truth.json")
@@ -154,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="run the evaluation and write the report")
     p.add_argument("config")
     p.add_argument("--out", default=None)
-    p.add_argument("--pdf", action="store_true")
-    p.set_defaults(func=_not_yet("report"))
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf and factsheet.pdf (needs ppeval[pdf])")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("charts", help="write the chart pack only")
     p.add_argument("config")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_not_yet("report"))
+    p.set_defaults(func=_cmd_charts)
 
     p = sub.add_parser("cohort", help="write the analysis cohort (unit-level; never published)")
     p.add_argument("config")

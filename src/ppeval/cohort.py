@@ -578,6 +578,12 @@ def build_cohort(
     keep = u["treated"] | ~u["_enrolled_before"]
     flow.add("comparison: family not served by the program outside this " + ("episode" if design == "in_care" else "enrolment window"), u["treated"], keep=keep)
     u = u[keep].copy()
+    # treatment is assigned to families: a child whose sibling in the cohort is treated is not
+    # a comparison unit (siblings share an arm and are matched together)
+    served_family = u.groupby("family_id")["treated"].transform("max").astype(bool)
+    keep = u["treated"] | ~served_family
+    flow.add("comparison: no sibling in the cohort served by the program", u["treated"], keep=keep)
+    u = u[keep].copy()
 
     # index dates and the eligibility rule
     u["_birthday18"] = u["birth_date"] + pd.DateOffset(years=18)

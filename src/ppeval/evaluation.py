@@ -152,13 +152,41 @@ class Evaluation:
         return chosen
 
     @cached_property
+    def model_data(self) -> pd.DataFrame:
+        """The cohort's rows with rare categories pooled so the propensity model can be fitted.
+
+        A category seen in only one arm, or in fewer than 10 units, makes a logistic model's
+        coefficient infinite (separation); such levels are pooled into "other" and the pooling
+        is listed in :attr:`notes`.
+        """
+        df = self.cohort.data.copy()
+        arm = df["treated"].astype(bool)
+        for col in self.covariates:
+            s = df[col]
+            if not (col in CATEGORICAL or s.dtype == object or str(s.dtype) in ("string", "category")):
+                continue
+            key = s.astype("string").fillna("missing")
+            by_arm = pd.crosstab(key, arm)
+            for a in (True, False):
+                if a not in by_arm:
+                    by_arm[a] = 0
+            rare = by_arm.index[(by_arm[True] == 0) | (by_arm[False] == 0) | (by_arm.sum(axis=1) < 10)]
+            if len(rare) and len(rare) < len(by_arm):
+                pooled = by_arm.loc[rare].sum()
+                # pooled rare levels that are still rare join the most common level instead
+                target = "other" if pooled.min() > 0 and pooled.sum() >= 10 else str(by_arm.sum(axis=1).idxmax())
+                df[col] = key.where(~key.isin(rare), target)
+                self.notes.append(f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model")
+        return df
+
+    @cached_property
     def propensity_score(self):
         from .propensity import propensity
 
         p = self.config["propensity"]
         self._say(f"fitting the propensity model ({p['model']})")
         return propensity(
-            self.cohort.data,
+            self.model_data,
             treatment="treated",
             covariates=self.covariates,
             model=p["model"],

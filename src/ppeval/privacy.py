@@ -128,7 +128,7 @@ def _check_threshold(threshold: int) -> int:
 
 
 def _is_missing(n: Any) -> bool:
-    if n is None or n is pd.NA:
+    if n is None or n is pd.NA or n is pd.NaT:
         return True
     return isinstance(n, float) and math.isnan(n)
 
@@ -948,6 +948,8 @@ class IdentifierGuard:
         Dates allowed in every form, and exact strings (ids or date texts) allowed as written.
     min_numeric_digits : int, default 5
     min_token_length : int, default 3
+    extra_ids : dict of kind -> iterable of str, optional
+        Further identifiers under a kind name of their own (e.g. ``{"case id": [...]}``).
 
     Examples
     --------
@@ -988,19 +990,22 @@ class IdentifierGuard:
             else:
                 self._allow_tokens.add(str(a).strip().lower())
 
-        kinds_of: dict[str, set[str]] = {}
+        kinds_of: dict[str, frozenset[str]] = {}
         groups: dict[str, Iterable[Any]] = {CHILD_ID: child_ids, FAMILY_ID: family_ids, REPORT_ID: report_ids}
         groups.update(extra_ids or {})
         for kind, ids in groups.items():
+            one = frozenset([kind])
             for raw in ids:
-                s = _id_text(raw)
-                if s and s.lower() not in self._allow_tokens:
-                    kinds_of.setdefault(s.lower(), set()).add(kind)
+                s = (raw.strip() if isinstance(raw, str) else _id_text(raw)).lower()
+                if s and s not in self._allow_tokens:
+                    have = kinds_of.get(s)
+                    kinds_of[s] = one if have is None or have == one else have | one
         # Exact-match table for id fields: every id, normalised.
         self._field_ids: dict[str, frozenset[str]] = {}
         for s, kinds in kinds_of.items():
-            key = _norm_id(s)
-            self._field_ids[key] = self._field_ids.get(key, frozenset()) | frozenset(kinds)
+            key = _norm_id(s) if s[:1].isdigit() or s[:1] in "+-" else s
+            have = self._field_ids.get(key)
+            self._field_ids[key] = kinds if have is None else have | kinds
         # Token index for free text: first alphanumeric run -> (id, offset of that run, kinds, numeric).
         self._first: dict[str, list[tuple[str, int, frozenset[str], bool]]] = {}
         for s, kinds in kinds_of.items():
@@ -1020,15 +1025,8 @@ class IdentifierGuard:
                     continue
                 self._first.setdefault(m.group(), []).append((form, m.start(), frozenset(kinds), numeric))
         self._n_ids = len(kinds_of)
-        self._dates: set[date] = set()
-        for d in birth_dates:
-            if _is_missing(d):
-                continue
-            ts = pd.Timestamp(d)
-            if ts is pd.NaT:
-                continue
-            if ts.date() not in self._allow_dates:
-                self._dates.add(ts.date())
+        parsed = pd.to_datetime(pd.Series(list(birth_dates), dtype=object), errors="coerce", format="mixed").dropna()
+        self._dates: set[date] = set(parsed.dt.date.unique()) - self._allow_dates
 
     @classmethod
     def from_extract(
@@ -1172,9 +1170,8 @@ class IdentifierGuard:
             if _is_missing(v):
                 continue
             if isinstance(v, (pd.Timestamp, datetime, date)):
-                if not isinstance(v, pd.Timestamp) or v is not pd.NaT:
-                    if pd.Timestamp(v).date() in self._dates:
-                        out.add(Finding(where, BIRTH_DATE, line(i), label, part))
+                if pd.Timestamp(v).date() in self._dates:
+                    out.add(Finding(where, BIRTH_DATE, line(i), label, part))
                 continue
             is_number = isinstance(v, (numbers.Number, np.number)) and not isinstance(v, (bool, np.bool_))
             s = _id_text(v) if is_number else str(v)
@@ -1373,7 +1370,10 @@ class IdentifierGuard:
             return
         header = rows[0]
         for name in header:
-            self._text_findings(name, where, out, part=part, lines=False)
+            hits = _Collector()
+            self._text_findings(name, where, hits, part=part, lines=False)
+            for f in hits.items:  # an identifying column name: say where, not what
+                out.add(Finding(where, f.kind, line_numbers[0], "*", part))
         width = max(len(r) for r in rows)
         for j in range(width):
             name = header[j] if j < len(header) else f"#{j + 1}"
@@ -1410,6 +1410,8 @@ class IdentifierGuard:
             ctype = data[pos + 4:pos + 8]
             body = data[pos + 8:pos + 8 + length]
             pos += 12 + length
+            if ctype == b"IEND":
+                break
             try:
                 if ctype == b"tEXt":
                     key, _, value = body.partition(b"\0")
@@ -1432,8 +1434,10 @@ class IdentifierGuard:
             except (IndexError, zlib.error, ValueError):
                 text = body.decode("latin-1")
             self._text_findings(text, where, out, part=f"{prefix}PNG {ctype.decode('latin-1')} chunk", lines=False)
-            if ctype == b"IEND":
-                break
+        trailing = data[pos:]  # bytes after IEND are ignored by viewers but still published
+        if trailing:
+            text = "\n".join(r.decode("ascii") for r in re.findall(rb"[\x20-\x7e\t\r\n]{4,}", trailing))
+            self._text_findings(text, where, out, part=f"{prefix}PNG trailing bytes", lines=False)
 
     def _scan_pdf(self, data: bytes, where: str, out: _Collector, part: str | None) -> None:
         prefix = f"{part}: " if part else ""
@@ -1908,6 +1912,10 @@ def atomic_output_dir(final: str | Path, *, durable: bool = True) -> Iterator[Pa
     ['report']
     """
     final = Path(final)
+    if final.is_symlink():
+        # Swap the folder the link points to; swapping the link itself would replace it
+        # by a real folder and leave the target stale.
+        final = final.resolve()
     if final.exists() and not final.is_dir():
         raise ConfigError(f"{final} exists and is not a folder")
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -1921,13 +1929,14 @@ def atomic_output_dir(final: str | Path, *, durable: bool = True) -> Iterator[Pa
         if not final.exists():
             os.rename(tmp, final)
         elif _exchange(tmp, final):
-            # tmp now holds the previous output.
-            shutil.rmtree(tmp)
+            # tmp now holds the previous output. The new one is in place, so a failure to
+            # delete the old one is not an error: recover_output_dir removes it later.
+            shutil.rmtree(tmp, ignore_errors=True)
         else:
             old = _unique_sibling(final, _OLD_TAG)
             os.rename(final, old)
             os.rename(tmp, final)
-            shutil.rmtree(old)
+            shutil.rmtree(old, ignore_errors=True)
         if durable:
             _fsync_path(final.parent, directory=True)
     except BaseException:

@@ -130,7 +130,7 @@ _HAZ: dict[str, tuple[float, float]] = {
     "reentry": (0.075, 0.6),  # from a discharge home; decreasing hazard
     "recurrence": (0.10, 0.7),  # substantiated re-report after a discharge home
     "removal": (0.11, 0.8),  # prevention: removal after an index report
-    "prevention_recurrence": (0.16, 0.8),
+    "prevention_recurrence": (0.08, 0.8),
 }
 _YEAR = 365.25
 _SHORT_STAY_P = 0.03  # episodes that end within a week (returned home at once)
@@ -376,7 +376,8 @@ class _Population:
 
 
 def _population(rng: np.random.Generator, n_children: int, p_infant: float, ref_from: int, ref_to: int) -> _Population:
-    sizes = _choice(rng, {1: 0.45, 2: 0.28, 3: 0.17, 4: 0.10}, n_children // 1 + 8)
+    # families of 1-4 children, drawn until they hold n_children (at most n_children families)
+    sizes = _choice(rng, {1: 0.45, 2: 0.28, 3: 0.17, 4: 0.10}, n_children + 8)
     cum = np.cumsum(sizes)
     n_fam = int(np.searchsorted(cum, n_children) + 1)
     sizes = sizes[:n_fam].copy()
@@ -394,8 +395,10 @@ def _population(rng: np.random.Generator, n_children: int, p_infant: float, ref_
         np.where(at_birth, rng.random(n_fam) * 0.03, rng.random(n_fam)),
         1.0 + 16.95 * rng.beta(0.9, 1.5, n_fam),
     )
+    # older siblings: 0.8 + Gamma(2, 0.9) years (mean 2.6) between consecutive children
     gaps = np.where(rank == 0, 0.0, 0.8 + rng.gamma(2.0, 0.9, n_children))
-    age = young_age[fam] + (np.cumsum(gaps) - np.cumsum(gaps)[fam_start][fam] + gaps[fam_start][fam])
+    cum = np.cumsum(gaps)
+    age = young_age[fam] + cum - cum[fam_start][fam]
     too_old = age >= 17.99
     age[too_old] = 13.0 + 4.98 * rng.random(int(too_old.sum()))
     birth = ref[fam] - np.floor(age * _YEAR)
@@ -739,6 +742,14 @@ class _Sim:
     stays_home: np.ndarray
 
 
+def _first_per_family(pop: _Population, children: np.ndarray) -> np.ndarray:
+    """Per family, the first (youngest) of ``children`` (sorted child indexes), else -1."""
+    out = np.full(pop.n_fam, -1)
+    f, first = np.unique(pop.fam[children], return_index=True)
+    out[f] = children[first]
+    return out
+
+
 def _rate(enrolled: np.ndarray, offered: np.ndarray, mask: np.ndarray) -> float:
     m = offered & mask
     return float(enrolled[m].sum() / max(int(m.sum()), 1))
@@ -829,9 +840,7 @@ def _simulate_in_care(rng: np.random.Generator, n_children: int, fx: Mapping[str
     later = _chain(rng, pop, main, extract, fx, enrol_f, hr_f, report_parts, potentials)
     episodes = _concat_episodes([prior_batch, main, *later])
 
-    focal = np.full(nf, -1)
-    tc = mc[treated]
-    focal[fam[tc][::-1]] = tc[::-1]  # the youngest treated child of each family
+    focal = _first_per_family(pop, mc[treated])  # the youngest treated child of each family
     roster = _roster(rng, ef, e_f[ef], hours_f[ef], focal[ef], extract)
     report_parts += _family_reports(rng, pop, removed_f)
 
@@ -907,7 +916,8 @@ def _simulate_prevention(rng: np.random.Generator, n_children: int, fx: Mapping[
 
     # index reports (substantiated), earlier unsubstantiated reports, re-reports, later noise
     fams = np.arange(nf)
-    report_parts.append(_family_event(pop, fams, pop.ref, kind=4, subst=True))
+    # the index report has the kind of a removal report, so a removal at the report is that report
+    report_parts.append(_family_event(pop, fams, pop.ref, kind=1, subst=True))
     for j in (1, 2):
         has = n_prior >= j
         day = pop.ref[has] - np.floor(120 + 1400 * rng.random(int(has.sum())))
@@ -922,9 +932,7 @@ def _simulate_prevention(rng: np.random.Generator, n_children: int, fx: Mapping[
     ef = np.flatnonzero(enrolled)
     hours_f = np.zeros(nf)
     hours_f[ef] = _hours(rng, len(ef))[0]
-    focal = np.full(nf, -1)
-    units = np.flatnonzero((pop.birth <= pop.ref[fam]) & (pop.ref[fam] < b18))
-    focal[fam[units][::-1]] = units[::-1]
+    focal = _first_per_family(pop, np.flatnonzero((pop.birth <= pop.ref[fam]) & (pop.ref[fam] < b18)))
     roster = _roster(rng, ef, e_f[ef], hours_f[ef], focal[ef], extract)
 
     potential = {"fam": fams, "ref": pop.ref, "enrol": np.where(enrolled, e_f, np.nan), "enrolled": enrolled,
@@ -984,7 +992,9 @@ def _family_reports(rng: np.random.Generator, pop: _Population, removed_f: np.nd
 def _episode_reports(rng: np.random.Generator, pop: _Population, ep: dict[str, np.ndarray], stays_home: np.ndarray,
                      extract: int) -> list[dict[str, Any]]:
     """The report that led to each removal, reports while in care, and unsubstantiated re-reports."""
-    day = ep["rem"] - ep["report_lag"]
+    # a few days before the removal, but not before birth (newborns are reported at birth)
+    # nor on or before the previous discharge
+    day = np.maximum(ep["rem"] - ep["report_lag"], pop.birth[ep["child"]])
     day = np.where(np.isnan(ep["prev_dis"]), day, np.maximum(day, ep["prev_dis"] + 1))
     parts: list[dict[str, Any]] = [{"child": ep["child"], "day": day, "kind": 1, "subst": np.ones(len(day), bool)}]
     # siblings who stayed home are named in the family's removal report (substantiated half the time)
@@ -1294,7 +1304,9 @@ def _canonical(sim: _Sim, ep: dict[str, np.ndarray], rep: dict[str, np.ndarray],
         "child_id": child_id[rep["child"]],
         "report_date": _to_datetime(rep["day"].astype(float)),
         "substantiated": np.isin(rep["lev1"], (1, 2)) | np.isin(rep["lev2"], (1, 2)),
-        "maltreatment_types": lookup[rep["t1"], rep["t2"]],
+        # types in ChMal code order (the second type is blank when there is only one)
+        "maltreatment_types": lookup[np.where(rep["t2"] > 0, np.minimum(rep["t1"], rep["t2"]), rep["t1"]),
+                                     np.where(rep["t2"] > 0, np.maximum(rep["t1"], rep["t2"]), 0)],
     })
     # report numbers follow the report dates, so this is date, report, child order
     reports = reports.iloc[np.lexsort((id_key[rep["child"]], rep["report_no"]))].reset_index(drop=True)
@@ -1417,7 +1429,11 @@ def _truth_in_care(sim: _Sim, ep: dict[str, np.ndarray], rep: dict[str, np.ndarr
                 "tpr_within_24m_of_removal": int((mask & (tpr_any - ep["rem"] <= 730)).sum()),
                 "reentries_within_12m_of_reunification": int((reunified & (nxt_rem - ep["dis"] <= 365)).sum()),
             }
-        counts["comparison"]["family_enrolled_in_another_episode"] = int((unit & ~treated & enrolled_any[fam]).sum())
+        comp = unit & ~treated
+        enrol_day = np.full(pop.n_fam, np.nan)
+        enrol_day[sim.roster["fam"]] = sim.roster["enrol"]
+        counts["comparison"]["family_enrolled_in_another_episode"] = int((comp & enrolled_any[fam]).sum())
+        counts["comparison"]["family_enrolled_before_this_removal"] = int((comp & (enrol_day[fam] < ep["rem"])).sum())
     return effects, counts
 
 
@@ -1503,8 +1519,12 @@ _DEFINITIONS_IN_CARE = {
     "treated": "A parent of the child's family enrolled (participation enrolled_date) on or after the removal date and "
                "before the discharge date (or with the episode open at the extract date). Comparison = every other "
                "cohort unit. counts.comparison.family_enrolled_in_another_episode counts comparison units whose family "
-               "enrolled outside this episode (a cohort may drop them).",
+               "enrolled outside this episode, of which family_enrolled_before_this_removal enrolled before the removal (a "
+               "cohort may drop them).",
     "index_date": "Treated units: the enrolment date.",
+    "dose": "A treated family's reunification hazard ratio is reunification_hr * exp(dose_slope * z), z = "
+            "(log(hours) - log(22)) / 0.6 clipped to [-2, 2] (hours are log-normal with median 22); the other hazard "
+            "ratios do not depend on hours.",
     "reunified_12m": "Discharge with reason reunification within 365 days after the index date (discharge_date - "
                      "index <= 365); treated units with index + 365 <= extract_date. Risk under treatment from the "
                      "simulated treated world, under no treatment from the untreated world of the same units.",
@@ -1700,7 +1720,7 @@ def generate(
         "counts": counts,
         "tables": {name: int(len(df)) for name, df in tables.items()} | {"afcars_records": int(len(afcars)),
                                                                          "ncands_records": int(len(ncands))},
-        "marginals": _marginals(sim, ep, tables),
+        "marginals": _marginals(sim, ep, tables, extract),
         "definitions": definitions,
     }
     return SyntheticExtract(
@@ -1750,7 +1770,7 @@ def _potential_prevention(sim: _Sim) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _marginals(sim: _Sim, ep: dict[str, np.ndarray], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _marginals(sim: _Sim, ep: dict[str, np.ndarray], tables: dict[str, pd.DataFrame], extract: int) -> dict[str, Any]:
     """A few descriptive numbers of the extract (for the README and the tests)."""
     pop = sim.pop
     out: dict[str, Any] = {"children": int(len(tables["children"])), "episodes": int(len(ep["child"]))}
@@ -1772,9 +1792,8 @@ def _marginals(sim: _Sim, ep: dict[str, np.ndarray], tables: dict[str, pd.DataFr
     nxt = np.full(len(ep["rem"]), np.nan)
     same = ep["child"][1:] == ep["child"][:-1]
     nxt[:-1] = np.where(same, ep["rem"][1:], np.nan)
-    extract = _day(str(tables["episodes"]["removal_date"].max().date())) if len(tables["episodes"]) else 0
     with np.errstate(invalid="ignore"):
-        reun = (ep["reason"] == _R["reunification"]) & (ep["dis"] + 365 <= max(extract, np.nanmax(ep["dis"])))
+        reun = (ep["reason"] == _R["reunification"]) & (ep["dis"] + 365 <= extract)
         out["reentry_12m_after_reunification"] = _round(float((nxt[reun] - ep["dis"][reun] <= 365).mean())) if reun.any() else None
     out["share_of_episodes_that_are_reentries"] = _round(float((~first).mean()))
     return out

@@ -4,11 +4,15 @@ robust) marginal effects, and McNemar's test for 1:1 pairs.
 
 Standard errors
 ---------------
-All SEs are sandwich (cluster-robust) SEs by matched set with R's default small-sample
-factor, ``sandwich::vcovCL(fit, cluster = ~subclass)`` i.e. ``type = "HC1", cadjust = TRUE``:
-the meat is scaled by ``G/(G-1) * (n-1)/(n-k)`` (G clusters, n rows, k coefficients).  This
-is what MatchIt's vignette recommends after matching.  statsmodels' ``cov_type="cluster"``
-uses a different factor for GLMs, so the sandwich is computed here from the fitted GLM.
+All SEs are sandwich (cluster-robust) SEs by matched set, with the small-sample factor of
+R's ``sandwich::vcovCL(fit, cluster = ~subclass, type = "HC1", cadjust = TRUE)``: the meat
+is scaled by ``G/(G-1) * (n-1)/(n-k)`` (G clusters, n rows, k coefficients), for linear and
+logistic models alike.  Note that ``vcovCL``'s *default* ``type`` is ``"HC1"`` only for
+``lm`` fits; for a ``glm`` it is ``"HC0"`` (factor ``G/(G-1)`` alone), so an R user who calls
+``vcovCL(glm_fit, cluster = ~subclass)`` without ``type`` gets an SE smaller by
+``sqrt((n-k)/(n-1))`` (0.2% for 117 pairs); ``small_sample="HC0"`` reproduces that.
+statsmodels' ``cov_type="cluster"`` uses yet another convention for GLMs, so the sandwich is
+computed here from the fitted GLM.
 
 * risk difference: weighted linear probability model ``y ~ treated`` (coefficient = the
   difference in weighted risks), R ``lm(y ~ treat, weights)`` + ``vcovCL``;
@@ -83,12 +87,14 @@ class GLMCluster:
 
 
 def fit_glm_cluster(y: np.ndarray, X: pd.DataFrame, w: np.ndarray, cluster: np.ndarray | None,
-                    family: str = "logit") -> GLMCluster:
+                    family: str = "logit", small_sample: str = "HC1") -> GLMCluster:
     """Fit ``y ~ X`` (X includes the intercept) with weights; vcovCL-type sandwich.
 
     ``family`` is ``"logit"`` (binomial), ``"log"`` (Poisson, log link) or ``"identity"``
     (least squares).  All three are canonical links, so the score of row i is
     ``w_i (y_i - mu_i) x_i`` and the bread is the inverse weighted information.
+    ``small_sample``: ``"HC1"`` scales by ``G/(G-1) * (n-1)/(n-k)`` (R ``vcovCL(type =
+    "HC1")``), ``"HC0"`` by ``G/(G-1)`` (R ``vcovCL``'s default for ``glm`` fits).
 
     Examples
     --------
@@ -117,7 +123,9 @@ def fit_glm_cluster(y: np.ndarray, X: pd.DataFrame, w: np.ndarray, cluster: np.n
     else:
         G = len(y)
     n, k = len(y), Xn.shape[1]
-    adj = G / (G - 1) * (n - 1) / (n - k)
+    if small_sample not in ("HC1", "HC0"):
+        raise ValueError(f"small_sample must be 'HC1' or 'HC0', got {small_sample!r}")
+    adj = G / (G - 1) * ((n - 1) / (n - k) if small_sample == "HC1" else 1.0)
     V = adj * bread @ (psi.T @ psi) @ bread
     names = list(X.columns)
     return GLMCluster(pd.Series(beta, index=names), pd.DataFrame(V, index=names, columns=names),

@@ -183,8 +183,13 @@ class EffectResults:
         if not rows:
             return pd.DataFrame(columns=FRAME_COLUMNS)
         records = [e.to_dict() for e in rows]
-        return pd.DataFrame([{c: r.get(c) for c in FRAME_COLUMNS} for r in records],
-                            columns=FRAME_COLUMNS)
+        frame = pd.DataFrame([{c: r.get(c) for c in FRAME_COLUMNS} for r in records],
+                             columns=FRAME_COLUMNS)
+        # nullable integers: a hazard ratio has no window (<NA>), not a float NaN
+        for c in ("window_months", "n", "n_treated", "n_comparison", "events_treated",
+                  "events_comparison", "n_clusters"):
+            frame[c] = frame[c].astype("Int64")
+        return frame
 
     def to_records(self) -> list[dict[str, Any]]:
         """The ``effects`` list of ``results.json``: measure, window_months, estimate,

@@ -56,6 +56,7 @@ from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
+    absent_warnings,
     Element,
     Groups,
     PresetFile,
@@ -66,7 +67,6 @@ from .preset import (
     derive_race,
     element_values,
     group_starts,
-    pipelined,
     read_preset_file,
     source_columns,
     string_column,
@@ -211,7 +211,7 @@ def load_afcars(
         pf.parsed.clear()  # release the parsed columns and the raw text: only the compact arrays stay
         return pf, compact, extra
 
-    for pf, compact, extra in pipelined(labels, read):
+    for pf, compact, extra in (read(i, label) for i, label in enumerate(labels)):
         res.problems.extend(pf.problems)
         res.problems.extend(extra)
         if pf.raw.sha256 is not None:

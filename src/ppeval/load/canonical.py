@@ -281,7 +281,7 @@ def to_canonical(
         looked = [f"{c} (looked for {columns[c]!r})" if c in columns else c for c in required]
         hint = ""
         for name in columns:
-            if spec.column(name) is None:
+            if name not in spec.names:
                 close = difflib.get_close_matches(name, spec.names, n=1)
                 if close:
                     hint += f"; the columns map has {name!r}: did you mean {close[0]!r}?"

@@ -49,6 +49,7 @@ from ..extract import InputFile
 from ..problems import WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
+    absent_warnings,
     Element,
     Groups,
     PresetFile,

@@ -8,12 +8,9 @@ column.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,9 +22,6 @@ from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems
 from .parse import EXPECTED, MESSAGES, Parsed, parse_column
 from .readers import RawTable, detect_format, read_file
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,8 @@ class PresetFile:
     positions: dict[str, int]
     parsed: dict[str, Parsed]
     problems: list[Problem]
+    #: elements the file lacks (reported once per preset by :func:`absent_warnings`)
+    absent: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -144,20 +140,7 @@ def read_preset_file(
             )
         )
         return pf
-    absent = [e.name for e in elements if e.expected and e.name not in positions]
-    if absent:
-        problems.append(
-            Problem(
-                WARNING,
-                label,
-                None,
-                None,
-                None,
-                f"the {preset.upper()} elements {', '.join(absent)}",
-                f"column(s) {', '.join(absent)} not found (left empty); columns found: {', '.join(raw.columns)}",
-                preset,
-            )
-        )
+    pf.absent = [e.name for e in elements if e.expected and e.name not in positions]
     for e in elements:
         pos = positions.get(e.name)
         if pos is None:
@@ -180,29 +163,32 @@ def read_preset_file(
     return pf
 
 
-def pipelined(items: Sequence[T], work: Callable[[int, T], R], lookahead: int = 2) -> Iterator[R]:
-    """``work(i, item)`` for each item, in order, with the next files read while one is processed.
+def absent_warnings(preset: str, files: Sequence[tuple[str, list[str], list[str]]]) -> list[Problem]:
+    """One warning per distinct set of absent elements (not one per period file).
 
-    Arrow's CSV parser and NumPy release the GIL, so reading file ``i + 1`` overlaps the
-    (single-threaded) conversion of file ``i``; at most ``lookahead`` files are in flight,
-    which bounds the memory held by raw text columns.
+    ``files`` holds ``(label, absent elements, columns found)`` per file read.
     """
-    if len(items) <= 1:
-        for i, item in enumerate(items):
-            yield work(i, item)
-        return
-    with ThreadPoolExecutor(max_workers=lookahead) as pool:
-        queue: deque[Future[R]] = deque()
-        nxt = 0
-        while nxt < len(items) and len(queue) < lookahead:
-            queue.append(pool.submit(work, nxt, items[nxt]))
-            nxt += 1
-        while queue:
-            result = queue.popleft().result()
-            if nxt < len(items):
-                queue.append(pool.submit(work, nxt, items[nxt]))
-                nxt += 1
-            yield result
+    groups: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
+    for label, absent, columns in files:
+        if absent:
+            groups.setdefault(tuple(absent), []).append((label, columns))
+    out = []
+    for absent, where in groups.items():
+        label, columns = where[0]
+        others = f" (and {len(where) - 1} other file(s) of the {preset} preset)" if len(where) > 1 else ""
+        out.append(
+            Problem(
+                WARNING,
+                label,
+                None,
+                None,
+                None,
+                f"the {preset.upper()} elements {', '.join(absent)}",
+                f"column(s) {', '.join(absent)} not found{others}: left empty; columns found: {', '.join(columns)}",
+                preset,
+            )
+        )
+    return out
 
 
 def element_values(pf: PresetFile, e: Element, n: int) -> Parsed:

@@ -1,0 +1,238 @@
+"""The numbers of a report, computed once from an :class:`~ppeval.evaluation.Evaluation`.
+
+Everything here is aggregate and already small-cell suppressed; the writers only format it.
+Counts are of units (children or families); rates and effects are weighted by the matching
+weights (all 1 for 1:1 matching without replacement).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import outcomes as oc
+from ..privacy import SUPPRESSED_TEXT, format_rate, suppress_counts, suppress_value
+
+#: Plain-language names of outcomes and their window rates.
+LABELS = {
+    "reunification": ("returned home", "Returned home (reunified)"),
+    "permanency": ("reached permanency", "Permanency (home, relative, guardianship, adoption)"),
+    "tpr": ("had parental rights terminated", "Termination of parental rights"),
+    "reentry": ("re-entered care after returning home", "Re-entered care after returning home"),
+    "recurrence": ("had a new substantiated report", "New substantiated maltreatment report"),
+    "removal": ("were removed from home", "Removed from home"),
+    "time_in_care": ("time in care", "Days in out-of-home care"),
+}
+#: Outcomes where fewer events is the good direction.
+LOWER_IS_BETTER = {"tpr", "reentry", "recurrence", "removal"}
+
+
+def _f(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class OutcomeRow:
+    """One window rate of one outcome: counts by arm, weighted rates and effects."""
+
+    outcome: str
+    window_months: int
+    label: str
+    n_treated: int | None
+    n_comparison: int | None
+    events_treated: int | None
+    events_comparison: int | None
+    rate_treated: float | None
+    rate_comparison: float | None
+    effects: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    @property
+    def suppressed(self) -> bool:
+        return any(v is None for v in (self.n_treated, self.n_comparison, self.events_treated, self.events_comparison))
+
+
+def _window_counts(data: pd.DataFrame, col: str) -> tuple[int, int, int, int]:
+    treated = data["treated"].astype(bool)
+    v = data[col]
+    obs = v.notna()
+    ev = v.fillna(False).astype(bool)
+    return (int((obs & treated).sum()), int((obs & ~treated).sum()), int((ev & treated).sum()), int((ev & ~treated).sum()))
+
+
+def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes: dict[str, list[int]], threshold: int) -> list[OutcomeRow]:
+    """Window rates by arm with their effects, suppressed (events and n − events, per arm)."""
+    raw = []
+    for name, months in outcomes.items():
+        if name == "time_in_care":
+            continue
+        res = estimates.get(name)
+        for w in months:
+            col = oc.window_column(name, w)
+            if col not in matched_data:
+                continue
+            nt, nc, et, ec = _window_counts(matched_data, col)
+            effects: dict[str, dict[str, float | None]] = {}
+            rate_t = rate_c = None
+            if res is not None:
+                for e in res.effects:
+                    if e.window_months == w:
+                        effects[e.measure] = {"estimate": _f(e.estimate), "ci_low": _f(e.ci_low), "ci_high": _f(e.ci_high), "p_value": _f(e.p_value), "method": e.method}
+                        rate_t = _f(e.risk_treated) if e.risk_treated is not None else rate_t
+                        rate_c = _f(e.risk_comparison) if e.risk_comparison is not None else rate_c
+            raw.append({"outcome": name, "window_months": w, "label": f"{LABELS[name][1]} within {w} months", "n_treated": nt, "n_comparison": nc,
+                        "events_treated": et, "events_comparison": ec, "rate_treated": rate_t, "rate_comparison": rate_c, "effects": effects})
+    if not raw:
+        return []
+    table = pd.DataFrame(raw)
+    sup = suppress_counts(
+        table, ["n_treated", "n_comparison", "events_treated", "events_comparison"], threshold,
+        events={"events_treated": "n_treated", "events_comparison": "n_comparison"},
+    ).table
+    rows = []
+    for i, r in enumerate(raw):
+        s = sup.iloc[i]
+        vals = {k: (None if pd.isna(s[k]) else int(s[k])) for k in ("n_treated", "n_comparison", "events_treated", "events_comparison")}
+        rate_t = r["rate_treated"] if vals["events_treated"] is not None and vals["n_treated"] is not None else None
+        rate_c = r["rate_comparison"] if vals["events_comparison"] is not None and vals["n_comparison"] is not None else None
+        effects = r["effects"]
+        if any(v is None for v in vals.values()):
+            # an effect on suppressed counts can give them away (e.g. a risk difference of 1/n)
+            effects = {}
+        rows.append(OutcomeRow(r["outcome"], r["window_months"], r["label"], **vals, rate_treated=rate_t, rate_comparison=rate_c, effects=effects))
+    return rows
+
+
+def flow_table(flow: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """The sample flow with small counts suppressed.
+
+    Between two steps the units left out are a row of their own ("excluded: ..."), declared
+    as the difference of the two steps, so a small exclusion is hidden and cannot be
+    recovered by subtracting one published step from the other.
+    """
+    steps = flow[flow["kind"] == "step"].reset_index(drop=True)
+    rows, sums = [], {}
+    for i, r in steps.iterrows():
+        if i > 0:
+            prev = steps.iloc[i - 1]
+            rows.append({"key": f"x{i}", "step": f"left out: {r['step']}", "treated": int(prev["treated"] - r["treated"]), "comparison": int(prev["comparison"] - r["comparison"])})
+            sums[f"s{i - 1}"] = [f"s{i}", f"x{i}"]
+        rows.append({"key": f"s{i}", "step": r["step"], "treated": int(r["treated"]), "comparison": int(r["comparison"])})
+    t = pd.DataFrame(rows).set_index("key")
+    t["total"] = t["treated"] + t["comparison"]
+    res = suppress_counts(t, ["treated", "comparison", "total"], threshold, col_sums={"total": ["treated", "comparison"]}, row_sums=sums)
+    return res.table.reset_index(drop=True)
+
+
+def pct(x: float | None) -> str:
+    return SUPPRESSED_TEXT if x is None else f"{100 * x:.0f}%"
+
+
+def fmt_effect(e: dict[str, float | None] | None, measure: str) -> str:
+    if not e or e.get("estimate") is None:
+        return ""
+    if measure == "risk_difference":
+        return f"{100 * e['estimate']:+.1f} points ({100 * e['ci_low']:+.1f} to {100 * e['ci_high']:+.1f})"
+    return f"{e['estimate']:.2f} ({e['ci_low']:.2f} to {e['ci_high']:.2f})"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """How the units are named in sentences ("children of served parents" / "families")."""
+
+    served: str
+    comparison: str
+
+    @classmethod
+    def for_unit(cls, unit: str, program: str) -> Phrases:
+        if unit == "family":
+            return cls(f"families served by the {program}", "matched comparison families")
+        return cls(f"children of parents served by the {program}", "matched comparison children")
+
+
+def _direction(row: OutcomeRow) -> tuple[bool, str]:
+    """(is the program's side better?, "more often"/"less often" for the served units)."""
+    more = row.rate_treated > row.rate_comparison
+    better = (not more) if row.outcome in LOWER_IS_BETTER else more
+    return better, ("more often" if more else "less often")
+
+
+def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
+    """A one-line finding a grant writer can quote, with both numbers and the comparison."""
+    what = LABELS[row.outcome][0]
+    if row.rate_treated is None or row.rate_comparison is None:
+        return f"{LABELS[row.outcome][1]} within {row.window_months} months: numbers too small to publish."
+    rd = row.effects.get("risk_difference", {})
+    significant = rd.get("p_value") is not None and rd["p_value"] < 0.05
+    better, _ = _direction(row)
+    if not significant:
+        verdict = "the difference is not statistically significant"
+    elif better:
+        verdict = "a statistically significant improvement"
+    else:
+        verdict = "a statistically significant difference in the unfavourable direction"
+    return (
+        f"{pct(row.rate_treated)} of {phrases.served} {what} within {row.window_months} months, "
+        f"compared with {pct(row.rate_comparison)} of {phrases.comparison} ({verdict})."
+    )
+
+
+def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
+    """Chart caption: one message, the numbers and the comparison."""
+    what = LABELS[row.outcome][0]
+    if row.rate_treated is None or row.rate_comparison is None:
+        return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish."
+    _, how = _direction(row)
+    if row.rate_treated == row.rate_comparison:
+        how = "as often as comparison units"
+    return f"{phrases.served[0].upper() + phrases.served[1:]} {what} {how}: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
+
+
+def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """Table 1: covariate means/percentages by arm before and after matching, with SMDs.
+
+    A percentage of a category is hidden when the number of units it stands for (or the rest
+    of the arm) is from 1 to ``threshold - 1``, because percentage × arm size gives it back.
+    """
+    bt = balance_table.copy()
+    n = {
+        "before_t": int(data_before["treated"].astype(bool).sum()), "before_c": int((~data_before["treated"].astype(bool)).sum()),
+        "after_t": int(data_after["treated"].astype(bool).sum()), "after_c": int((~data_after["treated"].astype(bool)).sum()),
+    }
+    cols = {"mean_treated_before": "before_t", "mean_control_before": "before_c", "mean_treated_after": "after_t", "mean_control_after": "after_c"}
+    out = pd.DataFrame({"covariate": bt["covariate"]})
+    if "level" in bt:
+        out["level"] = bt["level"]
+    binary = bt["type"].eq("binary") if "type" in bt else pd.Series(False, index=bt.index)
+    for col, arm in cols.items():
+        if col not in bt:
+            continue
+        v = bt[col].astype(float)
+        count = (v * n[arm]).round()
+        hide = binary & (((count >= 1) & (count < threshold)) | (((n[arm] - count) >= 1) & ((n[arm] - count) < threshold)))
+        shown = np.where(binary, (100 * v).round(1).astype(str) + "%", v.round(2).astype(str))
+        out[col] = np.where(hide, SUPPRESSED_TEXT, shown)
+    for col in ("smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after"):
+        if col in bt:
+            out[col] = bt[col].astype(float).round(3)
+    sizes = pd.DataFrame([{"covariate": "units (n)", **{c: str(suppress_value(n[a], threshold) if suppress_value(n[a], threshold) is not None else SUPPRESSED_TEXT) for c, a in cols.items()}}])
+    return pd.concat([sizes, out], ignore_index=True)
+
+
+def safe_rate_text(num: int | None, den: int | None, threshold: int) -> str:
+    return format_rate(num, den, threshold)
