@@ -57,7 +57,7 @@ def test_risk_difference_and_odds_ratio_vs_vcovCL(md):
     assert rd.se == pytest.approx(OUT["lm_se_cluster"][1], abs=1e-10)
     assert rd.se == pytest.approx(0.05419575, abs=1e-8)
     assert np.log(or_.estimate) == pytest.approx(OUT["glm_coef"][1], abs=1e-8)
-    G, n, k = 117, 234, 2
+    n, k = 234, 2
     # the JSON's glm SE is vcovCL's glm default (HC0 + cadjust); HC1 adds (n-1)/(n-k)
     assert or_.se == pytest.approx(OUT["glm_se_cluster"][1] * np.sqrt((n - 1) / (n - k)), abs=1e-8)
     assert or_.se == pytest.approx(0.279759225533106, abs=1e-8)

@@ -113,3 +113,18 @@ def test_at_risk_and_plot(rossi):
     assert tab.loc[0].tolist() == [216, 196, 154]
     ax = km.plot()
     assert ax.get_ylabel().startswith("Proportion")
+
+
+def test_rmst_ij_influence_is_the_integral_of_the_survival_influence(rossi):
+    """The RMST influence used for the clustered SE equals the area under the per-row IJ
+    influence of S (whose SE matches R's survfit(robust = TRUE), test above)."""
+    from ppeval.estimate._nonparam import influence_at, product_limit
+    from ppeval.estimate.survival import _rmst
+
+    m = rossi.fin.to_numpy() == 0
+    pl = product_limit(rossi.week[m], rossi.arrest[m], rossi.w[m])
+    tau = 40.5
+    _, _, infl = _rmst(pl, tau)
+    grid = np.r_[0.0, pl.time[pl.time < tau], tau]
+    area = sum((grid[j + 1] - grid[j]) * influence_at(pl, j)[:, 0] for j in range(len(grid) - 1))
+    assert np.abs(area - infl).max() < 1e-12

@@ -143,7 +143,7 @@ def test_bad_cells_and_missing_columns_are_problems(tmp_path):
     assert (2, "DISREASN", "12", "unknown code") in errors
     assert (3, "RecNumbr", None, "RecNumbr is blank: the record cannot be assigned to a child") in errors
     [w] = [p for p in res.problems if p.severity == "warning"]
-    assert "DLstFCDt" in w.message and "not found (left empty)" in w.message
+    assert "DLstFCDt" in w.message and "not found: left empty" in w.message
     ep = res.frames()["episodes"]
     assert len(ep) == 2  # the record without RecNumbr is kept as its own episode
     assert ep["child_id"].isna().sum() == 1

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ._cox import collapse
-from ._nonparam import ProductLimit, ij_variance, influence_at, product_limit, time_index
+from ._nonparam import ij_variance, influence_at, product_limit, time_index
 from .survival import CoxPH
 
 __all__ = ["AalenJohansen", "FineGray", "finegray_expand", "censoring_survival"]
@@ -60,6 +60,12 @@ class AalenJohansen:
 
     def fit(self, durations, status, weights=None, groups=None, cluster=None,
             labels: dict | None = None) -> AalenJohansen:
+        """Fit one pair of curves (event, competing event) per level of ``groups``.
+
+        ``status``: 0 censored, 1 event, 2 competing event; ``cluster`` (e.g. matched sets)
+        is used by :meth:`cumulative_incidence_at` and :meth:`difference_at`; ``labels``
+        maps group values to display names.
+        """
         from scipy import stats
 
         durations = np.asarray(durations, float)
@@ -299,7 +305,3 @@ class FineGray:
 
     def _repr_html_(self) -> str:
         return self.summary.to_html(float_format=lambda v: f"{v:.4g}")
-
-
-def _pl_for(durations, status, weights) -> ProductLimit:
-    return product_limit(durations, status, weights, causes=(1, 2))

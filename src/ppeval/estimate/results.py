@@ -134,11 +134,12 @@ class EffectResults:
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd, ppeval.estimate as pe
+    >>> import numpy as np, pandas as pd
+    >>> from ppeval.estimate import estimate
     >>> rng = np.random.default_rng(0)
     >>> df = pd.DataFrame({"treated": np.repeat([True, False], 100),
     ...                    "y": rng.random(200) < np.repeat([0.6, 0.4], 100)})
-    >>> res = pe.estimate(df, binary="y")
+    >>> res = estimate(df, binary="y")
     >>> list(res.to_frame().measure)
     ['risk_difference', 'risk_ratio', 'odds_ratio']
     """

@@ -56,10 +56,10 @@ from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
-    absent_warnings,
     Element,
     Groups,
     PresetFile,
+    absent_warnings,
     bool_column,
     check_overrides,
     code_column,
@@ -199,27 +199,24 @@ def load_afcars(
     parts: list[dict[str, object]] = []
     names_by_file: dict[int, dict[str, str]] = {}
 
-    def read(i: int, label: str) -> tuple[PresetFile, dict[str, object] | None, list[Problem]]:
+    absent: list[tuple[str, list[str], list[str]]] = []
+    for i, label in enumerate(labels):
         path = Path(label)
         path = path if path.is_absolute() else Path(base_dir) / path
         pf = read_preset_file(
             "afcars", i, path, label, ELEMENTS, overrides, encoding=encoding, delimiter=delimiter,
             max_problems_per_column=max_problems_per_column,
         )
-        extra: list[Problem] = []
-        compact = _compact(pf, extra) if pf.ok else None
-        pf.parsed.clear()  # release the parsed columns and the raw text: only the compact arrays stay
-        return pf, compact, extra
-
-    for pf, compact, extra in (read(i, label) for i, label in enumerate(labels)):
         res.problems.extend(pf.problems)
-        res.problems.extend(extra)
         if pf.raw.sha256 is not None:
-            res.inputs.append(InputFile(pf.raw.label, pf.raw.sha256, "afcars", len(pf.raw), pf.raw.format))
-        if compact is not None:
-            parts.append(compact)
-            names_by_file[pf.index] = {e.name: pf.source_name(e.name) for e in ELEMENTS}
-        pf.raw.data = None
+            res.inputs.append(InputFile(label, pf.raw.sha256, "afcars", len(pf.raw), pf.raw.format))
+        if pf.ok:
+            # keep only compact arrays: the text columns of each file are released at once
+            parts.append(_compact(pf, res.problems))
+            names_by_file[i] = {e.name: pf.source_name(e.name) for e in ELEMENTS}
+            absent.append((label, pf.absent, pf.raw.columns))
+        del pf
+    res.problems.extend(absent_warnings("afcars", absent))
     if not parts:
         return res
     data = _concat(parts)

@@ -201,6 +201,11 @@ def _extra_column(arr: pa.ChunkedArray, code_map: Mapping[str, str | None] | Non
         return pd.Series(pd.array(a.to_numpy(zero_copy_only=False), dtype="string"))
     if pa.types.is_timestamp(a.type) or pa.types.is_date(a.type):
         return pd.Series(pd.to_datetime(a.to_numpy(zero_copy_only=False)).astype("datetime64[ns]"))
+    null = np.asarray(a.is_null(), dtype=bool)
+    if pa.types.is_integer(a.type):  # nullable, so a missing value does not turn counts into floats
+        return pd.Series(pd.arrays.IntegerArray(np.asarray(a.fill_null(0), dtype="int64"), null))
+    if pa.types.is_boolean(a.type):
+        return pd.Series(pd.arrays.BooleanArray(np.asarray(a.fill_null(False), dtype=bool), null))
     return a.to_pandas()
 
 

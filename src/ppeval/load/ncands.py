@@ -49,10 +49,10 @@ from ..extract import InputFile
 from ..problems import WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
-    absent_warnings,
     Element,
     Groups,
     PresetFile,
+    absent_warnings,
     bool_column,
     check_overrides,
     code_column,
@@ -176,6 +176,7 @@ def load_ncands(
     res = LoadResult()
     labels = [str(p) for p in paths]
     parts = []
+    absent: list[tuple[str, list[str], list[str]]] = []
     for i, label in enumerate(labels):
         path = Path(label)
         path = path if path.is_absolute() else Path(base_dir) / path
@@ -188,7 +189,9 @@ def load_ncands(
             res.inputs.append(InputFile(label, pf.raw.sha256, "ncands", len(pf.raw), pf.raw.format))
         if pf.ok:
             parts.append(_compact(pf))
+            absent.append((label, pf.absent, pf.raw.columns))
         del pf
+    res.problems.extend(absent_warnings("ncands", absent))
     if not parts:
         return res
     data: dict[str, object] = {}

@@ -359,7 +359,8 @@ def _env() -> Environment:
 
 
 def _html_table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, na_rep=SUPPRESSED_TEXT, float_format=lambda v: f"{v:.3g}", classes="data", border=0)
+    shown = df.astype(object).where(df.notna(), SUPPRESSED_TEXT)
+    return '<div class="scroll">' + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="data", border=0) + "</div>"
 
 
 def render(ev, content: dict[str, Any], chart_list: list[dict[str, str]]) -> tuple[str, str]:

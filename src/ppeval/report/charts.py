@@ -96,7 +96,7 @@ def curve_chart(res, outcome: str, threshold: int, ax=None, horizon: float | Non
         for r, (g, vals) in enumerate(risk.iterrows()):
             y = -0.28 - 0.08 * r
             name = "Served" if colour.get(g, COMPARISON_COLOUR) == TREATED_COLOUR else "Comparison"
-            ax.text(-0.02, y, name, transform=ax.transAxes, ha="right", va="top", fontsize=10)
+            ax.text(-0.07, y, name, transform=ax.transAxes, ha="right", va="top", fontsize=10)
             for t, v in zip(times, vals, strict=True):
                 ax.text(t, y, format_count(int(v), threshold), transform=trans, ha="center", va="top", fontsize=10)
         ax.set_xticks(times)
@@ -134,14 +134,13 @@ def flow_chart(flow: pd.DataFrame, ax=None):
         ax.axis("off")
         for i, (_, r) in enumerate(flow.iterrows()):
             y = n - 1 - i
-            t = "—" if pd.isna(r["treated"]) else f"{int(r['treated']):,}"
-            c = "—" if pd.isna(r["comparison"]) else f"{int(r['comparison']):,}"
-            t = SUPPRESSED_TEXT if t == "—" else t
-            c = SUPPRESSED_TEXT if c == "—" else c
-            ax.text(0.5, y, f"{r['step']}\nserved {t}   ·   comparison {c}", ha="center", va="center", fontsize=10.5,
-                    bbox={"boxstyle": "round,pad=0.4", "fc": "#F4F7FB", "ec": "#0072B2"})
-            if i < n - 1:
-                ax.annotate("", xy=(0.5, y - 0.62), xytext=(0.5, y - 0.38), arrowprops={"arrowstyle": "->", "color": "#555555"})
+            t = SUPPRESSED_TEXT if pd.isna(r["treated"]) else f"{int(r['treated']):,}"
+            c = SUPPRESSED_TEXT if pd.isna(r["comparison"]) else f"{int(r['comparison']):,}"
+            side = str(r["step"]).startswith("left out")
+            ax.text(0.78 if side else 0.4, y, f"{r['step']}\nserved {t}   ·   comparison {c}", ha="center", va="center", fontsize=9 if side else 10.5,
+                    wrap=True, bbox={"boxstyle": "round,pad=0.4", "fc": "#FFF7E6" if side else "#F4F7FB", "ec": "#E69F00" if side else "#0072B2"})
+            if i < n - 1 and not side:
+                ax.annotate("", xy=(0.4, y - 1.62), xytext=(0.4, y - 0.38), arrowprops={"arrowstyle": "->", "color": "#555555"})
     return ax
 
 

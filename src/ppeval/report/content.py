@@ -115,18 +115,44 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
 def flow_table(flow: pd.DataFrame, threshold: int) -> pd.DataFrame:
     """The sample flow with small counts suppressed.
 
-    Between two steps the units left out are a row of their own ("excluded: ..."), declared
-    as the difference of the two steps, so a small exclusion is hidden and cannot be
-    recovered by subtracting one published step from the other.
+    Between two published steps the units left out are a row of their own, declared as the
+    difference of the two steps, so a small exclusion cannot be recovered by subtraction.
+    A step whose exclusion would be a small count is not published on its own: it is merged
+    with the next step ("left out: A; B"), which keeps the later counts publishable
+    instead of hiding the whole chain. Steps that exclude nobody are dropped.
     """
     steps = flow[flow["kind"] == "step"].reset_index(drop=True)
+    kept = [steps.iloc[0]]
+    reasons: list[str] = []
+    for i in range(1, len(steps)):
+        r = steps.iloc[i]
+        prev = kept[-1]
+        dt, dc = int(prev["treated"] - r["treated"]), int(prev["comparison"] - r["comparison"])
+        if dt == 0 and dc == 0:
+            continue
+        reasons.append(str(r["step"]))
+        small = any(1 <= d < threshold for d in (dt, dc, dt + dc))
+        if small and i < len(steps) - 1:
+            continue
+        kept.append(r.copy())
+        kept[-1]["_reasons"] = "; ".join(reasons)
+        reasons = []
+    # a small exclusion at the last step is merged backwards, into the one before it
+    def _small(a, b) -> bool:
+        dt, dc = int(a["treated"] - b["treated"]), int(a["comparison"] - b["comparison"])
+        return any(1 <= d < threshold for d in (dt, dc, dt + dc))
+
+    while len(kept) > 2 and _small(kept[-2], kept[-1]):
+        merged = kept.pop(-2)
+        kept[-1]["_reasons"] = f"{merged['_reasons']}; {kept[-1]['_reasons']}"
+    kept[-1]["step"] = f"analysis cohort ({kept[-1]['step']})"
     rows, sums = [], {}
-    for i, r in steps.iterrows():
+    for i, r in enumerate(kept):
         if i > 0:
-            prev = steps.iloc[i - 1]
-            rows.append({"key": f"x{i}", "step": f"left out: {r['step']}", "treated": int(prev["treated"] - r["treated"]), "comparison": int(prev["comparison"] - r["comparison"])})
+            prev = kept[i - 1]
+            rows.append({"key": f"x{i}", "step": f"left out (not: {r['_reasons']})", "treated": int(prev["treated"] - r["treated"]), "comparison": int(prev["comparison"] - r["comparison"])})
             sums[f"s{i - 1}"] = [f"s{i}", f"x{i}"]
-        rows.append({"key": f"s{i}", "step": r["step"], "treated": int(r["treated"]), "comparison": int(r["comparison"])})
+        rows.append({"key": f"s{i}", "step": str(r["step"]), "treated": int(r["treated"]), "comparison": int(r["comparison"])})
     t = pd.DataFrame(rows).set_index("key")
     t["total"] = t["treated"] + t["comparison"]
     res = suppress_counts(t, ["treated", "comparison", "total"], threshold, col_sums={"total": ["treated", "comparison"]}, row_sums=sums)
@@ -196,11 +222,19 @@ def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
     """Chart caption: one message, the numbers and the comparison."""
     what = LABELS[row.outcome][0]
     if row.rate_treated is None or row.rate_comparison is None:
-        return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish."
+        return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish"
     _, how = _direction(row)
-    if row.rate_treated == row.rate_comparison:
-        how = "as often as comparison units"
+    if pct(row.rate_treated) == pct(row.rate_comparison):
+        how = "about as often as matched comparison units"
     return f"{phrases.served[0].upper() + phrases.served[1:]} {what} {how}: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
+
+
+TABLE_ONE_NAMES = {
+    "mean_treated_before": "served, before", "mean_control_before": "comparison, before",
+    "mean_treated_after": "served, after", "mean_control_after": "comparison, after",
+    "smd_before": "SMD before", "smd_after": "SMD after",
+    "variance_ratio_before": "variance ratio before", "variance_ratio_after": "variance ratio after",
+}
 
 
 def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after: pd.DataFrame, threshold: int) -> pd.DataFrame:
@@ -230,7 +264,8 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
     for col in ("smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after"):
         if col in bt:
             out[col] = bt[col].astype(float).round(3)
-    sizes = pd.DataFrame([{"covariate": "units (n)", **{c: str(suppress_value(n[a], threshold) if suppress_value(n[a], threshold) is not None else SUPPRESSED_TEXT) for c, a in cols.items()}}])
+    out = out.rename(columns=TABLE_ONE_NAMES)
+    sizes = pd.DataFrame([{"covariate": "units (n)", **{TABLE_ONE_NAMES[c]: str(suppress_value(n[a], threshold) if suppress_value(n[a], threshold) is not None else SUPPRESSED_TEXT) for c, a in cols.items()}}])
     return pd.concat([sizes, out], ignore_index=True)
 
 
