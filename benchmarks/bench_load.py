@@ -16,7 +16,7 @@ includes the interpreter and the imported libraries, as a user would see it.
 
 Usage::
 
-    python benchmarks/bench_load.py                      # 1,000,000 children, 40 periods
+    python benchmarks/bench_load.py --repeat 3           # 1,000,000 children, 40 periods
     python benchmarks/bench_load.py --children 20000 --periods 6 --no-save
 
 Results go to ``benchmarks/results/load.json``.
@@ -237,27 +237,44 @@ def measure(files: list[Path], work: Path) -> dict:
     return result
 
 
-def run(n_children: int, n_periods: int, cache: Path = CACHE, seed: int = 20240601) -> dict:
-    """Generate (or reuse) the files, load them in a subprocess and return the figures."""
+def run(n_children: int, n_periods: int, cache: Path = CACHE, seed: int = 20240601, repeat: int = 1) -> dict:
+    """Generate (or reuse) the files, load them ``repeat`` times (fresh processes); the median run.
+
+    The machine may be shared, so the load average before each run and the CPU time of the
+    load are recorded next to the wall time.
+    """
     folder = cache / f"afcars_{n_children}_{n_periods}_{seed}"
     t0 = time.perf_counter()
     files = generate(folder, n_children, n_periods, seed)
     gen = time.perf_counter() - t0
-    result = measure(files, folder)
+    runs = []
+    for _ in range(max(1, repeat)):
+        load_avg = os.getloadavg()[0]
+        r = measure(files, folder)
+        r["load_average_before"] = load_avg
+        runs.append(r)
+    ordered = sorted(runs, key=lambda r: r["load_seconds"])
+    result = dict(ordered[len(ordered) // 2])
     size = sum(p.stat().st_size for p in files)
     result.update(
         {
-            "benchmark": "load 40 AFCARS period files" if n_periods == 40 else f"load {n_periods} AFCARS period files",
+            "benchmark": f"load {n_periods} AFCARS period files",
             "n_children_generated": n_children,
             "n_periods": n_periods,
             "input_bytes": size,
             "generate_seconds_incl_cache": gen,
-            "peak_rss_gib": result["peak_rss_bytes"] / 2**30,
+            "peak_rss_gib": max(r["peak_rss_bytes"] for r in runs) / 2**30,
+            "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+            "runs_load_seconds": [r["load_seconds"] for r in runs],
+            "runs_load_cpu_seconds": [r["load_cpu_seconds"] for r in runs],
             "target_seconds": TARGET_SECONDS,
             "target_gib": TARGET_GIB,
-            "meets_target": result["load_seconds"] <= TARGET_SECONDS and result["peak_rss_bytes"] <= TARGET_GIB * 2**30,
+            "meets_target": result["load_seconds"] <= TARGET_SECONDS
+            and max(r["peak_rss_bytes"] for r in runs) <= TARGET_GIB * 2**30,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+            "numpy": np.__version__,
             "machine": platform.machine(),
         }
     )
@@ -269,11 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--children", type=int, default=1_000_000)
     ap.add_argument("--periods", type=int, default=40)
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--repeat", type=int, default=1, help="runs in fresh processes; the median is reported")
     ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--out", type=Path, default=RESULTS / "load.json")
     ap.add_argument("--no-save", action="store_true", help="print only; do not write results")
     args = ap.parse_args(argv)
-    result = run(args.children, args.periods, args.cache, args.seed)
+    result = run(args.children, args.periods, args.cache, args.seed, args.repeat)
     print(json.dumps(result, indent=2))
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)

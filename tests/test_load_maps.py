@@ -192,3 +192,11 @@ def test_removal_reason_flags_under_canonical_names(tmp_path):
     row = df.iloc[0]
     assert (row["removal_neglect"], row["removal_parent_drugs"], row["removal_other_reason"]) == (True, False, True)
     assert str(df["removal_other_reason"].dtype) == "boolean"
+
+
+def test_malformed_maps_are_config_errors(tmp_path):
+    (tmp_path / "f.csv").write_text("child_id,family_id\n1,F\n")
+    with pytest.raises(ConfigError, match="codes.family_id must map"):
+        load_source("families", {"path": "f.csv", "codes": {"family_id": "F"}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="columns.child_id must be the name"):
+        load_source("families", {"path": "f.csv", "columns": {"child_id": 3}}, base_dir=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from ppeval import load_extract, schema
 from ppeval.load import load_ncands
@@ -92,3 +93,21 @@ def test_ncands_with_afcars_and_a_roster_in_one_config(tmp_path, afcars_three_pe
     assert sorted(ext.children["child_id"]) == ["C1", "C2", "C3", "K2", "K3"]
     assert set(ext.reports["child_id"]) <= set(ext.children["child_id"])
     assert [f["table"] for f in ext.provenance()] == ["afcars"] * 3 + ["ncands", "participation"]
+
+
+def test_presets_reproduce_the_generators_canonical_tables(tmp_path):
+    """The synthetic generator writes the same extract twice: AFCARS/NCANDS files and canonical CSVs."""
+    synthetic = pytest.importorskip("ppeval.synthetic")
+    if not hasattr(synthetic, "write_synthetic"):
+        pytest.skip("ppeval.synthetic.write_synthetic is not available")
+    out = synthetic.write_synthetic(tmp_path / "syn", n_children=600, seed=3)
+    if not (out / "eval_canonical.toml").exists():
+        pytest.skip("the generator wrote no canonical layout to compare with")
+    presets, canonical = load_extract(out / "eval.toml"), load_extract(out / "eval_canonical.toml")
+    assert [p for p in presets.load_problems if p.severity == "error"] == []
+    for table, key in [("children", ["child_id"]), ("episodes", ["child_id", "removal_date"]), ("reports", ["report_id", "child_id"])]:
+        got = presets.canonical(table).sort_values(key).reset_index(drop=True)
+        want = canonical.canonical(table).sort_values(key).reset_index(drop=True)
+        columns = [c for c in want.columns if c in got.columns]
+        assert len(columns) >= len(want.columns) - 1, table  # children: family_id comes from the crosswalk
+        pd.testing.assert_frame_equal(got[columns], want[columns], check_dtype=False, obj=table)

@@ -275,7 +275,8 @@ class Cohort:
 
     @property
     def n_comparison(self) -> int:
-        return int((~self.data["treated"]).sum())
+        """Comparison units (not counting served units' rows from before their enrolment)."""
+        return int((~self.data["treated"] & ~self.data["served_later"]).sum())
 
     def outcome_columns(self) -> list[str]:
         cols = []
@@ -312,19 +313,20 @@ class Cohort:
 
         Only for demonstrating the bias; never use it for an estimate.
         """
-        df = self.data.copy()
+        df = self.data[~self.data["served_later"]].copy()
         df["index_delay_days"] = 0
-        return self.reindex(df)
+        return self.reindex(df).reset_index(drop=True)
 
     def summary(self) -> pd.DataFrame:
         """Units and events per arm for each outcome (aggregates only)."""
         rows = []
         arms = self.data["treated"].astype(bool)
+        own = ~self.data["served_later"].astype(bool)
         for name in self.outcomes:
             col = f"{name}_status"
             if col not in self.data:
                 continue
-            for arm, mask in (("treated", arms), ("comparison", ~arms)):
+            for arm, mask in (("treated", arms), ("comparison", ~arms & own)):
                 s = self.data.loc[mask, col]
                 rows.append({"outcome": name, "arm": arm, "at_risk": int(s.notna().sum()), "events": int((s == 1).sum()), "competing": int((s == 2).sum())})
         return pd.DataFrame(rows)
@@ -396,6 +398,7 @@ def build_cohort(
     delay_band_days: int = 30,
     outcomes: dict[str, list[int]] | None = None,
     covariates: list[str] | None = None,
+    risk_set: bool = True,
 ) -> Cohort:
     """Build the analysis cohort from an extract.
 
@@ -428,6 +431,11 @@ def build_cohort(
         Outcome -> window lengths in months; default every outcome of the design.
     covariates : list of str, optional
         Extra (user) columns of the children or episodes tables to carry as covariates.
+    risk_set : bool
+        Add each served unit enrolled after its removal once more as a comparison row
+        (``served_later`` True, ``treated`` False) that is eligible only for delays before its
+        own enrolment: comparison units are those *not yet* enrolled at the delay, not those
+        that never enrol (which would condition on the future). Default True.
 
     Returns
     -------
@@ -642,24 +650,46 @@ def build_cohort(
     keep_cols += [c for c in u.columns if c not in keep_cols and any(c == f"{n}_days" or c == f"{n}_status" for n in outcomes)]
     keep_cols += [oc.window_column(n, m) for n, ms in outcomes.items() for m in ms if oc.window_column(n, m) in u]
     internal = [c for c in _ENGINE_COLS if c.startswith("_")]
-    child_data = u[keep_cols + internal]
+    child_data = u[keep_cols + internal].assign(served_later=False)
+    # risk-set comparisons: a served unit is "not yet enrolled" before its enrolment day, so it
+    # may stand in as a comparison for a unit enrolled earlier (Li, Propert & Rosenbaum 2001).
+    # Restricting comparisons to families that never enrol would condition on the future:
+    # units that leave care quickly escape the chance to enrol, so never-enrolled units
+    # reunify faster than comparable served ones and a program with no effect looks harmful.
+    if risk_set:
+        later = child_data[child_data["treated"] & (child_data["index_delay_days"] > 0)].copy()
+        later["treated"] = False
+        later["served_later"] = True
+        later["eligible_until_days"] = np.minimum(later["eligible_until_days"], later["index_delay_days"])
+        later["index_delay_days"] = 0
+        later["delay_band"] = 0
+        later["index_date"] = later["anchor_date"]
+        later = later.drop(columns=[c for c in ("enrolled_date", "hours", "contacts", "parent_role") if c in later])
+        fresh = engine.compute(later)
+        for col in fresh.columns:
+            later[col] = fresh[col]
+        flow.add_counts("served units that may also serve as comparisons before their enrolment", 0, len(later), kind="risk_set")
+        child_data = pd.concat([child_data, later], ignore_index=True)
+    suffix = np.where(child_data["served_later"], "~before-enrolment", "")
+    child_data["match_family"] = child_data["family_id"].astype("string") + suffix
 
     if unit == "family":
         children_rows = child_data.assign(
-            _unit=child_data["family_id"].astype("string") + ":" + child_data["anchor_date"].dt.strftime("%Y-%m-%d")
+            _unit=child_data["family_id"].astype("string") + ":" + child_data["anchor_date"].dt.strftime("%Y-%m-%d") + suffix
         )
         data = _family_rows(children_rows, cov, family_outcome, engine)
-        flow.add("families (one row per family and removal date)", data["treated"])
+        flow.add("families (one row per family and removal date)", data["treated"], keep=~data["served_later"])
     else:
         data = child_data.copy()
-        data.insert(0, "unit_id", data["child_id"].astype("string") + ":" + data["anchor_date"].dt.strftime("%Y-%m-%d"))
+        data.insert(0, "unit_id", data["child_id"].astype("string") + ":" + data["anchor_date"].dt.strftime("%Y-%m-%d") + suffix)
         children_rows = child_data
+    original = ~data["served_later"].astype(bool)
     for name, months in outcomes.items():
         for m in months:
             col = oc.window_column(name, m)
             if col in data and name != "time_in_care":
                 at_risk = data[f"{name}_status"].notna() if f"{name}_status" in data else pd.Series(True, index=data.index)
-                flow.add(f"{col}: window not yet observed at the extract date (left out of this rate)", data["treated"], kind="window", keep=at_risk & data[col].isna())
+                flow.add(f"{col}: window not yet observed at the extract date (left out of this rate)", data["treated"], kind="window", keep=original & at_risk & data[col].isna())
     settings["outcomes"] = outcomes
     return Cohort(data.reset_index(drop=True), flow, design, unit, ex, cov, outcomes, settings, engine, children_rows)
 
@@ -669,6 +699,8 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
     g = child.groupby("_unit", sort=True)
     fam = pd.DataFrame(index=g.size().index)
     fam["family_id"] = g["family_id"].first()
+    fam["match_family"] = g["match_family"].first()
+    fam["served_later"] = g["served_later"].max().astype(bool)
     fam["treated"] = g["treated"].max().astype(bool)
     for c in ("anchor_date", "removal_date", "report_date"):
         if c in child:

@@ -11,6 +11,10 @@ time it is asked for and is kept:
 
 The command line is a thin layer over this class. Library calls are quiet; pass
 ``progress=print`` (or any callable taking a message) to see each stage.
+
+For the in-care design the Iowa-style outcome table needs re-entry within 12 and 24 months
+and the days in care within 12 months; when the config leaves them out they are added
+(and listed in :attr:`Evaluation.defaults_applied`, which the report prints).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .cohort import Cohort, build_cohort_from_config
@@ -34,6 +39,8 @@ DEFAULT_OUTCOMES = {
     "in_care": {"reunification": [12, 24], "tpr": [24], "reentry": [12, 24], "permanency": [12]},
     "prevention": {"removal": [12], "recurrence": [12]},
 }
+#: Outcomes (and windows) the in-care report's Iowa-style table needs, added when missing.
+IOWA_TABLE = {"reentry": [12, 24], "time_in_care": [12]}
 #: Covariates read as categories even when numeric.
 CATEGORICAL = ("entry_year", "county", "sex", "race_ethnicity", "placement_setting")
 
@@ -55,15 +62,34 @@ class Evaluation:
         self.config = config
         self._extract = extract
         self._progress = progress
+        #: Things the reader should know (pooled categories, dropped covariates, ...).
         self.notes: list[str] = []
+        #: Defaults the evaluation applied beyond the config's own (``key = value`` texts).
+        self.defaults_applied: list[str] = []
 
     # construction -------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str | Path, progress: Callable[[str], Any] | None = None) -> Evaluation:
+        """An evaluation of the config file at ``path`` (validated now; data loaded lazily).
+
+        Examples
+        --------
+        >>> ev = Evaluation.from_toml("reports/demo/data/eval.toml")   # doctest: +SKIP
+        >>> ev.cohort.n_treated                                        # doctest: +SKIP
+        187
+        """
         return cls(Config.from_toml(path), progress=progress)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], base_dir: str | Path = ".", progress=None) -> Evaluation:
+    def from_dict(cls, raw: dict[str, Any], base_dir: str | Path = ".", progress: Callable[[str], Any] | None = None) -> Evaluation:
+        """An evaluation of a config given as a dict (paths relative to ``base_dir``).
+
+        Examples
+        --------
+        >>> ev = Evaluation.from_dict({"data": {"extract_date": "2023-12-31"}})
+        >>> ev.config["matching"]["caliper_sd"]
+        0.2
+        """
         return cls(Config.from_dict(raw, base_dir=base_dir), progress=progress)
 
     @classmethod
@@ -76,12 +102,23 @@ class Evaluation:
         participation: pd.DataFrame | None = None,
         families: pd.DataFrame | None = None,
         extract_date: str,
-        progress=None,
-        **sections: dict[str, Any],
+        progress: Callable[[str], Any] | None = None,
+        **sections: Any,
     ) -> Evaluation:
         """An evaluation of canonical DataFrames already in memory.
 
-        ``sections`` are config sections (``cohort={...}``, ``matching={...}``, ...).
+        The frames use the canonical columns (:mod:`ppeval.schema`); ``sections`` are
+        config sections or top-level keys (``cohort={...}``, ``matching={...}``,
+        ``title="..."``, ``seed=1``). Nothing is read from disk, so the report's provenance
+        lists no input files.
+
+        Examples
+        --------
+        >>> from ppeval.synthetic import generate            # doctest: +SKIP
+        >>> t = load_extract("eval_canonical.toml").tables   # doctest: +SKIP
+        >>> ev = Evaluation.from_frames(children=t["children"], episodes=t["episodes"],
+        ...     participation=t["participation"], families=t["families"],
+        ...     extract_date="2023-12-31", cohort={"entry_from": "2016-01-01"})  # doctest: +SKIP
         """
         raw = {"data": {"extract_date": extract_date}, **sections}
         cfg = Config.from_dict(raw)
@@ -105,8 +142,9 @@ class Evaluation:
 
     @cached_property
     def validation(self) -> ValidationReport:
+        ext = self.extract  # loaded (and announced) before validation is announced
         self._say("validating the extract")
-        return self.extract.validate()
+        return ext.validate()
 
     def _require_valid(self) -> None:
         if self.validation.has_errors:
@@ -117,12 +155,26 @@ class Evaluation:
 
     @cached_property
     def outcomes(self) -> dict[str, list[int]]:
-        named = {k: v.get("windows_months", []) for k, v in self.config["outcomes"].items()}
-        if named:
-            return named
-        defaults = DEFAULT_OUTCOMES[self.config["cohort"]["design"]]
-        self.notes.append(f"outcomes: none configured; used the defaults {defaults}")
-        return defaults
+        """Outcome name -> window months: the config's, or the design's defaults.
+
+        For the in-care design the Iowa-style table's outcomes (re-entry within 12 and 24
+        months, days in care within 12 months) are added when missing; each addition is
+        listed in :attr:`defaults_applied`.
+        """
+        named = {k: list(v.get("windows_months", [])) for k, v in self.config["outcomes"].items()}
+        design = self.config["cohort"]["design"]
+        if not named:
+            named = {k: list(v) for k, v in DEFAULT_OUTCOMES[design].items()}
+            self.defaults_applied.append(f"outcomes = {named} (none configured: the {design} design's defaults)")
+        if design == "in_care":
+            for name, months in IOWA_TABLE.items():
+                have = named.setdefault(name, [])
+                missing = [m for m in months if m not in have]
+                if missing:
+                    have.extend(missing)
+                    have.sort()
+                    self.defaults_applied.append(f"outcomes.{name}.windows_months += {missing} (the Iowa-style outcome table)")
+        return named
 
     @cached_property
     def cohort(self) -> Cohort:
@@ -213,8 +265,9 @@ class Evaluation:
             exact=exact or None,
             order=m["order"],
             method=m.get("method", "nearest"),
-            # siblings are matched together when the unit is the child
-            cluster="family_id" if cohort.unit == "child" else None,
+            # siblings are matched together when the unit is the child; a served unit's
+            # "before enrolment" comparison row (risk-set design) is a family of its own
+            cluster=("match_family" if "match_family" in cohort.data else "family_id") if cohort.unit == "child" else None,
             delay="index_delay_days",
             eligible_until="eligible_until_days",
             reindex=cohort.reindex,
@@ -223,8 +276,9 @@ class Evaluation:
 
     @cached_property
     def matched(self):
+        ps = self.propensity_score  # fitted (and announced) before matching is announced
         self._say("matching")
-        return self.match()
+        return self.match() if ps is not None else None
 
     @cached_property
     def balance(self):
@@ -239,12 +293,68 @@ class Evaluation:
         from .estimate import estimate
 
         out = {}
-        for name in self.outcomes:
+        for name, months in self.outcomes.items():
             if f"{name}_status" not in self.matched.data:
                 continue
             self._say(f"estimating effects on {name}")
-            out[name] = estimate(self.matched, outcome=name)
+            if name == "time_in_care":
+                # days in care are not a binary window: the hazard of leaving care and the
+                # restricted mean time in care up to the longest window; means by arm are in
+                # days_in_care()
+                horizon = float(max(months or [12]) * 365 // 12)
+                out[name] = estimate(self.matched, outcome=name, windows=[], horizon=horizon)
+            else:
+                out[name] = estimate(self.matched, outcome=name)
         return out
+
+    @cached_property
+    def days_in_care(self) -> pd.DataFrame:
+        """Mean days in out-of-home care within each window, by arm, with the difference.
+
+        Units whose whole window lies before the extract date count; means are weighted
+        by the matching weights and the difference has a cluster-robust (by matched set) SE
+        from a weighted least-squares fit, as the binary effects. Empty when the outcome
+        was not computed.
+
+        Returns
+        -------
+        DataFrame
+            window_months, n_treated, n_comparison, mean_treated, mean_comparison,
+            difference, ci_low, ci_high, p_value, method.
+        """
+        from .estimate import fit_glm_cluster
+        from .estimate._data import resolve
+        from .estimate.results import wald_ci
+        from .outcomes import window_column
+
+        rows = []
+        # resolved from the matched sample itself: its weights and matched-set clusters
+        design = resolve(self.matched)
+        for months in self.outcomes.get("time_in_care", []):
+            col = window_column("time_in_care", months)
+            if col not in design.df:
+                continue
+            y = design.df[col].astype(float).to_numpy()
+            keep = ~np.isnan(y)
+            d = design.subset(keep) if not keep.all() else design
+            t = d.treated
+            if t.sum() < 2 or (~t).sum() < 2:
+                continue
+            X = pd.DataFrame({"const": 1.0, "treated": t.astype(float)})
+            fit = fit_glm_cluster(y[keep], X, d.weights, d.cluster, "identity")
+            diff = float(fit.params["treated"])
+            se = float(fit.bse["treated"])
+            lo, hi, p = wald_ci(diff, se, False)
+            w, yy = d.weights, y[keep]
+            rows.append({
+                "window_months": months, "n_treated": int(t.sum()), "n_comparison": int((~t).sum()),
+                "mean_treated": float(np.average(yy[t], weights=w[t])), "mean_comparison": float(np.average(yy[~t], weights=w[~t])),
+                "difference": diff, "ci_low": lo, "ci_high": hi, "p_value": p,
+                "method": f"difference in weighted mean days in care within {months} months (weighted least squares); "
+                          f"cluster-robust SE by {d.cluster_text}",
+            })
+        return pd.DataFrame(rows, columns=["window_months", "n_treated", "n_comparison", "mean_treated", "mean_comparison",
+                                           "difference", "ci_low", "ci_high", "p_value", "method"])
 
     def effects_table(self) -> pd.DataFrame:
         """All effects of all outcomes in one tidy table."""

@@ -1452,18 +1452,23 @@ def _truth_prevention(sim: _Sim, ep: dict[str, np.ndarray], rep: dict[str, np.nd
     ep_end = np.where(np.isnan(ep["dis"]), np.inf, ep["dis"])
     k_ep = ep_child.astype(float) * 1e6 + ep_rem
     k_u = u_child.astype(float) * 1e6 + u_day
-    j = np.searchsorted(k_ep, k_u, side="right") - 1  # latest removal on or before the report
-    jj = np.clip(j, 0, max(len(k_ep) - 1, 0))
-    in_care = (j >= 0) & (len(k_ep) > 0) & (ep_child[jj] == u_child) & (ep_end[jj] > u_day)
+    if len(k_ep):
+        j = np.searchsorted(k_ep, k_u, side="right") - 1  # latest removal on or before the report
+        jj = np.clip(j, 0, len(k_ep) - 1)
+        in_care = (j >= 0) & (ep_child[jj] == u_child) & (ep_end[jj] > u_day)
+    else:
+        in_care = np.zeros(len(u_child), bool)
     b18 = _birthday(pop.birth[u_child].astype("int64"), 18)
     keep = ~in_care & (u_day < b18)
     u_child, u_day, b18 = u_child[keep], u_day[keep], b18[keep]
     f = pop.fam[u_child]
     enrol = pot["enrol"][f]
     # first removal on or after the report
-    j2 = np.searchsorted(k_ep, u_child.astype(float) * 1e6 + u_day, side="left")
-    j2c = np.clip(j2, 0, max(len(k_ep) - 1, 0))
-    nxt_rem = np.where((j2 < len(k_ep)) & (ep_child[j2c] == u_child), ep_rem[j2c], np.nan)
+    nxt_rem = np.full(len(u_child), np.nan)
+    if len(k_ep):
+        j2 = np.searchsorted(k_ep, u_child.astype(float) * 1e6 + u_day, side="left")
+        j2c = np.clip(j2, 0, len(k_ep) - 1)
+        nxt_rem = np.where((j2 < len(k_ep)) & (ep_child[j2c] == u_child), ep_rem[j2c], np.nan)
     with np.errstate(invalid="ignore"):
         treated = (enrol >= u_day) & (enrol <= u_day + window_days) & (enrol <= extract)
         treated &= np.isnan(nxt_rem) | (nxt_rem >= enrol)
@@ -1496,9 +1501,11 @@ def _truth_prevention(sim: _Sim, ep: dict[str, np.ndarray], rep: dict[str, np.nd
     qc, qd = sc[qualifying], sd[qualifying]
     kq = qc.astype(float) * 1e6 + qd
     start = np.maximum(u_day, u_day + 14)
-    jq = np.searchsorted(kq, u_child.astype(float) * 1e6 + start, side="right")
-    jqc = np.clip(jq, 0, max(len(kq) - 1, 0))
-    nxt_rec = np.where((jq < len(kq)) & (qc[jqc] == u_child), qd[jqc], np.nan)
+    nxt_rec = np.full(len(u_child), np.nan)
+    if len(kq):
+        jq = np.searchsorted(kq, u_child.astype(float) * 1e6 + start, side="right")
+        jqc = np.clip(jq, 0, len(kq) - 1)
+        nxt_rec = np.where((jq < len(kq)) & (qc[jqc] == u_child), qd[jqc], np.nan)
     counts = {}
     with np.errstate(invalid="ignore"):
         for arm, mask in (("treated", treated), ("comparison", ~treated)):

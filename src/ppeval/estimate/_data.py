@@ -63,8 +63,9 @@ def _merge_families(match_id: pd.Series, family_id: pd.Series) -> np.ndarray:
     m_codes = np.where(m_codes < 0, np.arange(n) + m_codes.max() + 1, m_codes)
     nm = m_codes.max() + 1
     has_f = f_codes >= 0
-    rows = np.concatenate([m_codes[has_f]])
-    cols = np.concatenate([nm + f_codes[has_f]])
+    # bipartite graph: matched-set nodes 0..nm-1 linked to family nodes nm..
+    rows = m_codes[has_f]
+    cols = nm + f_codes[has_f]
     size = nm + (f_codes.max() + 1 if has_f.any() else 0)
     graph = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(size, size))
     _, labels = connected_components(graph, directed=False)

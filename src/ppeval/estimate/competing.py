@@ -114,7 +114,7 @@ class AalenJohansen:
     def difference_at(self, t: float, treated_group=True) -> dict:
         """Treated minus comparison cumulative incidence of the event at t, with the IJ
         SE of the difference (influences of both arms summed within clusters)."""
-        infl_all, val = [], {}
+        val = {}
         n = sum(idx.size for _, idx in self.fits_.values())
         total = np.zeros(n)
         for g, (pl, idx) in self.fits_.items():
@@ -122,7 +122,6 @@ class AalenJohansen:
             val[g] = 0.0 if J == 0 else pl.cif[J - 1, 0]
             sign = 1.0 if g == treated_group else -1.0
             total[idx] = sign * influence_at(pl, J)[:, 1]
-            infl_all.append(idx)
         cl = self.cluster_
         s = collapse(total[:, None], cl)
         others = [g for g in val if g != treated_group]

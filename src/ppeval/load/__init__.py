@@ -58,6 +58,7 @@ __all__ = [
     "RawTable",
     "connect_readonly",
     "load_afcars",
+    "load_config",
     "load_extract",
     "load_ncands",
     "load_source",
@@ -153,7 +154,19 @@ def load_source(
 
 
 def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT_MAX_PROBLEMS_PER_COLUMN) -> LoadResult:
-    """Every source of a config (presets first, then ``[data.<table>]`` sections)."""
+    """Every source of a config (presets first, then ``[data.<table>]`` sections).
+
+    Returns the :class:`LoadResult` that :func:`load_extract` wraps into an Extract.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "f.csv").write_text("child_id,family_id\\n1,F1\\n")
+    >>> cfg = Config.from_dict({"data": {"extract_date": "2023-12-31", "families": {"path": "f.csv"}}}, base_dir=d)
+    >>> sorted(load_config(cfg).frames())
+    ['families']
+    """
     data = config["data"]
     res = LoadResult()
     for name, loader in (("afcars", load_afcars), ("ncands", load_ncands)):
@@ -200,6 +213,17 @@ def load_extract(
     ------
     ConfigError
         The config itself is wrong (not the data).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "families.csv").write_text("ChildID,FamilyID\\n1,F1\\n2,F1\\n")
+    >>> _ = (d / "eval.toml").write_text('[data]\\nextract_date = "2023-12-31"\\n[data.families]\\n'
+    ...     'path = "families.csv"\\ncolumns = { child_id = "ChildID", family_id = "FamilyID" }\\n')
+    >>> ext = load_extract(d / "eval.toml")
+    >>> ext.families[["child_id", "family_id", "_source_row"]].values.tolist()
+    [['1', 'F1', 2], ['2', 'F1', 3]]
     """
     cfg = config if isinstance(config, Config) else Config.from_toml(config)
     res = load_config(cfg, max_problems_per_column=max_problems_per_column)

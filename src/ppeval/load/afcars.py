@@ -192,6 +192,15 @@ def load_afcars(
     -------
     LoadResult
         ``children`` and ``episodes`` tables, every problem, one input per file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "FC2020A.tab").write_text("recnumbr\\tdob\\tlatremdt\\tneglect\\nA7\\t2015-01-01\\t2019-12-01\\t2\\n")
+    >>> res = load_afcars(["FC2020A.tab"], base_dir=d)
+    >>> res.frames()["episodes"][["child_id", "removal_neglect"]].values.tolist()
+    [['A7', False]]
     """
     overrides = check_overrides("afcars", columns, ELEMENTS)
     res = LoadResult()

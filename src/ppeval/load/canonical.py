@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
+from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .parse import EXPECTED, MESSAGES, Parsed, apply_code_map, as_text, parse_column
@@ -240,8 +241,24 @@ def to_canonical(
     -------
     LoadResult
         The table (absent when the source is unusable), the problems and the input's provenance.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, numpy as np
+    >>> raw = RawTable("f.csv", "csv", ["Kid", "Fam"],
+    ...                pa.table([pa.array(["1"]), pa.array(["F"])], names=["c0", "c1"]), np.array([2]))
+    >>> to_canonical(raw, "families", columns={"child_id": "kid", "family_id": "fam"}).frames()["families"].shape
+    (1, 4)
     """
     spec = schema.TABLES[table]
+    for key, value in (columns or {}).items():
+        if not isinstance(value, str):
+            raise ConfigError(f'config: columns.{key} must be the name of a source column (e.g. {key} = "SourceName")')
+    for key, value in (codes or {}).items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f'config: codes.{key} must map source values to canonical ones, e.g. codes.{key} = {{ "X" = "..." }}'
+            )
     columns = {str(k): str(v) for k, v in (columns or {}).items()}
     codes = {str(k).lower(): {str(sk): (None if sv is None else _code_text(sv)) for sk, sv in v.items()}
              for k, v in (codes or {}).items()}

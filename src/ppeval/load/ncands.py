@@ -16,7 +16,8 @@ years) becomes one report: the latest record's date and ids, substantiated if an
 says so, the union of the types; a warning counts them. Children without an ``AFCARSID`` are
 added to the children table from ``ChBDate`` (or ``ChDOB``), ``ChSex`` (1 male, 2 female,
 else unknown), ``ChRacAI ChRacAs ChRacBl ChRacNH ChRacWh ChRacUD`` (1 yes, 2 or 0 no, 9
-missing) and ``CEthn`` (1 Hispanic), from their latest report that has each attribute.
+missing), ``CEthn`` (1 Hispanic) and ``ChCnty`` (else ``RptCnty``), from their latest report
+that has each attribute.
 
 Examples
 --------
@@ -106,6 +107,7 @@ ELEMENTS: tuple[Element, ...] = (
     Element("ChRacUD", "bool", "children", missing=("9",)),
     Element("CEthn", "bool", "children", missing=("3", "9")),
     Element("ChCnty", "str", "children", expected=False),
+    Element("RptCnty", "str", "reports", expected=False),
     Element("SubYr", "int", "reports", expected=False),
 )
 _BY_NAME = {e.name: e for e in ELEMENTS}
@@ -131,7 +133,8 @@ def _compact(pf: PresetFile) -> dict[str, object]:
         "rpt": v["RptID"].values,
         "chid": v["ChID"].values,
         "afcarsid": v["AFCARSID"].values,
-        "county": v["ChCnty"].values,
+        # the child's county, else the county of the report
+        "county": pc.coalesce(v["ChCnty"].values, v["RptCnty"].values),
         "date": v["RptDt"].values,
         "subst": np.where(victim, 1, np.where(known, 0, -1)).astype(np.int8),
         "types": types,
@@ -171,6 +174,14 @@ def load_ncands(
     -------
     LoadResult
         ``reports`` and ``children`` tables, every problem, one input per file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "CF.tab").write_text("RptID\\tChID\\tAFCARSID\\tRptDt\\tMal1Lev\\nR1\\tK1\\tA7\\t2020-02-02\\t2\\n")
+    >>> load_ncands(["CF.tab"], base_dir=d).frames()["reports"][["child_id", "substantiated"]].values.tolist()
+    [['A7', True]]
     """
     overrides = check_overrides("ncands", columns, ELEMENTS)
     res = LoadResult()

@@ -56,6 +56,8 @@ def check_overrides(preset: str, overrides: Mapping[str, str] | None, elements: 
     known = {e.name.lower(): e.name for e in elements}
     out: dict[str, str] = {}
     for key, source in (overrides or {}).items():
+        if not isinstance(source, str):
+            raise ConfigError(f'config: data.{preset}.columns.{key} must be the name of a source column')
         name = known.get(str(key).lower())
         if name is None:
             import difflib

@@ -5,7 +5,9 @@ guesses types in text files (every cell is read as a string so that problems can
 per cell) and never raises for bad data: a missing, empty, mis-delimited or mis-encoded file
 becomes a :class:`~ppeval.problems.Problem` and an unusable :class:`RawTable`.
 
-Row numbers name what a person opening the file would see: for text files the line (the
+Each file is read into memory once: the same bytes are hashed (sha256, for provenance),
+checked (empty, encoding, delimiter) and parsed. Row numbers name what a person opening the
+file would see: for text files the line (the
 header is line 1, the first data row line 2, and a quoted value spanning lines counts every
 line); for Excel the sheet row; for Parquet, SAS, Stata and SPSS the record number (first
 record = 1); for SQL the 1-based result row.
@@ -214,6 +216,15 @@ def read_file(
     Returns
     -------
     RawTable
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.tab"
+    >>> _ = p.write_text("a\\tb\\n1\\t2\\n3\\n")
+    >>> raw = read_file(p, label="x.tab")
+    >>> len(raw), raw.rows.tolist(), raw.problems[0].row
+    (1, [2], 3)
     """
     label = label if label is not None else str(path)
     fmt = detect_format(path, format)
@@ -335,6 +346,9 @@ def _read_text(
         )
         return raw
     positions = list(range(len(names))) if select is None else list(select(names))
+    if not positions:  # nothing wanted (a preset found none of its columns): no need to parse
+        raw.data, raw.rows = _placeholder_table({}, len(names), 0), np.zeros(0, dtype=np.int64)
+        return raw
     fast = _parse_arrow(data, names, positions, delimiter)
     if fast is not None:
         raw.data, raw.rows = fast
@@ -490,7 +504,10 @@ def objects_to_arrow(values: Sequence[object] | pd.Series) -> pa.Array:
     if kinds <= {int, float, Decimal, np.float64, np.int64}:
         return pa.array([None if v is None else float(v) for v in clean], type=pa.float64())
     if all(issubclass(k, dt.date) for k in kinds):
-        return pa.array(pd.to_datetime(pd.Series(clean, dtype=object)).to_numpy(), type=pa.timestamp("us"))
+        try:
+            return pa.array(pd.to_datetime(pd.Series(clean, dtype=object)).to_numpy(), type=pa.timestamp("us"))
+        except (TypeError, ValueError, pa.ArrowInvalid):
+            pass  # e.g. time-zone-aware and naive values mixed: read them as text below
 
     def text(v: object) -> str | None:
         if v is None:
@@ -509,7 +526,13 @@ def objects_to_arrow(values: Sequence[object] | pd.Series) -> pa.Array:
 
 
 def frame_to_arrow(df: pd.DataFrame) -> pa.Table:
-    """A pandas DataFrame (from pyreadstat or SQL) as an Arrow table with positional names."""
+    """A pandas DataFrame (from pyreadstat or SQL) as an Arrow table with positional names.
+
+    Examples
+    --------
+    >>> frame_to_arrow(pd.DataFrame({"id": [1.0, 2.0], "x": ["a", None]})).column_names
+    ['c0', 'c1']
+    """
     arrays = []
     for i in range(df.shape[1]):
         s = df.iloc[:, i]

@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .. import __version__
 from .. import outcomes as oc
-from ..privacy import SUPPRESSED_TEXT, IdentifierGuard, atomic_output_dir, format_count, suppress_value
+from ..privacy import SUPPRESSED_TEXT, IdentifierGuard, atomic_output_dir, format_count, suppress_counts, suppress_value
 from . import charts
 from .content import (
     LABELS,
@@ -85,6 +85,9 @@ def _event_counts(n: int, events: int, threshold: int) -> dict[str, Any]:
 
 
 def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> pd.DataFrame:
+    """Risk differences of ``binary`` by subgroup, suppressed where a cell is small."""
+    from types import SimpleNamespace
+
     from ..estimate import subgroup_effects
     from ..estimate._data import resolve
 
@@ -98,8 +101,9 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
         df["parent_role"] = df["match_id"].map(role)
     frames = []
     wanted = list(ev.config["subgroups"]) or list(SUBGROUPS)
-    design = resolve(df)
-    y = df[binary]
+    # resolved as a matched sample, so SEs are clustered by matched set like the main effects
+    design = resolve(SimpleNamespace(data=df))
+    y = design.df[binary]
     keep = y.notna().to_numpy()
     d = design.subset(keep) if not keep.all() else design
     for by in wanted:
@@ -114,9 +118,16 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
-    counts = out[["n_treated", "n_comparison", "events_treated", "events_comparison"]].astype(float)
-    non = pd.DataFrame({"t": counts["n_treated"] - counts["events_treated"], "c": counts["n_comparison"] - counts["events_comparison"]})
-    small = ((counts >= 1) & (counts < threshold)).any(axis=1) | ((non >= 1) & (non < threshold)).any(axis=1)
+    cols = ["n_treated", "n_comparison", "events_treated", "events_comparison"]
+    small = pd.Series(False, index=out.index)
+    for _, grp in out.groupby("subgroup", sort=False):
+        # the levels of one variable add up to the analysed sample, whose counts are
+        # published in the outcome table: a lone hidden level would be a subtraction away
+        t = grp[cols].astype(int)
+        t.loc["__total__"] = t.sum()
+        sup = suppress_counts(t, cols, threshold, total_row="__total__",
+                              events={"events_treated": "n_treated", "events_comparison": "n_comparison"}).table
+        small.loc[grp.index] = sup.drop(index="__total__").isna().any(axis=1).to_numpy()
     out["suppressed"] = small
     for c in ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_comparison", "events_treated", "events_comparison"):
         out[c] = out[c].astype(float).where(~small)

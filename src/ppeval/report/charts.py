@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -104,19 +105,35 @@ def curve_chart(res, outcome: str, threshold: int, ax=None, horizon: float | Non
 
 
 def forest_chart(sub: pd.DataFrame, title: str, ax=None, null: float = 0.0, scale: float = 100.0, xlabel: str = "Difference in percentage points (95% CI)"):
-    """Subgroup effects with confidence intervals; suppressed rows are marked, not drawn."""
+    """Subgroup effects with confidence intervals; suppressed rows are marked, not drawn.
+
+    Rows are grouped by subgroup variable under a bold heading, levels in their natural
+    order (ages ascending, "yes" before "no").
+    """
+    from .content import LEVEL_ORDER, pretty_level, pretty_variable
+
+    lines: list[tuple[str, pd.Series | None]] = []
+    for by, grp in sub.groupby("subgroup", sort=False):
+        order = LEVEL_ORDER.get(str(by), [])
+        rank = {lv: i for i, lv in enumerate(order)}
+        grp = grp.assign(_k=[(rank.get(str(lv), len(order)), str(lv)) for lv in grp["level"]]).sort_values("_k")
+        lines.append((pretty_variable(str(by)), None))
+        lines += [("   " + pretty_level(r["level"]), r) for _, r in grp.iterrows()]
     with plt.rc_context(STYLE):
-        ax = _ax(ax, (8, 0.55 * len(sub) + 1.8))
-        y = np.arange(len(sub))[::-1]
-        for yi, (_, r) in zip(y, sub.iterrows(), strict=True):
-            label = f"{r['subgroup']}: {r['level']}"
-            ax.text(-0.02, yi, label, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=11)
+        ax = _ax(ax, (9, 0.42 * len(lines) + 1.6))
+        y = np.arange(len(lines))[::-1]
+        for yi, (label, r) in zip(y, lines, strict=True):
+            head = r is None
+            ax.text(-0.02, yi, label, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=12, weight="bold" if head else "normal")
+            if head:
+                continue
             if r.get("suppressed", False) or pd.isna(r["estimate"]):
                 ax.text(null, yi, SUPPRESSED_TEXT, ha="center", va="center", fontsize=10, color="#555555")
                 continue
-            ax.plot([r["ci_low"] * scale, r["ci_high"] * scale], [yi, yi], color=TREATED_COLOUR, lw=2)
-            ax.plot(r["estimate"] * scale, yi, "o", color=TREATED_COLOUR, ms=7)
+            ax.plot([r["ci_low"] * scale, r["ci_high"] * scale], [yi, yi], color=TREATED_COLOUR, lw=2.5)
+            ax.plot(r["estimate"] * scale, yi, "o", color=TREATED_COLOUR, ms=8)
         ax.axvline(null, color="#444444", lw=1)
+        ax.set_ylim(-0.7, len(lines) - 0.3)
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         ax.set_xlabel(xlabel)
@@ -125,23 +142,136 @@ def forest_chart(sub: pd.DataFrame, title: str, ax=None, null: float = 0.0, scal
 
 
 def flow_chart(flow: pd.DataFrame, ax=None):
-    """A CONSORT-style column of boxes: each step with its counts by arm."""
+    """A CONSORT-style column of boxes: each step with its counts by arm.
+
+    Main steps sit in a centre column joined by arrows; the units left out between two
+    steps sit in a box to the right. Long step names are wrapped so no box runs off the
+    figure.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"step": ["all", "left out (not: aged under 18)", "cohort"],
+    ...                   "treated": [120, 0, 120], "comparison": [900, 40, 860]})
+    >>> len(flow_chart(f).texts)
+    3
+    """
     with plt.rc_context(STYLE):
         n = len(flow)
-        ax = _ax(ax, (8.5, 0.95 * n + 0.6))
+        ax = _ax(ax, (11, 1.05 * n + 0.6))
         ax.set_xlim(0, 1)
-        ax.set_ylim(-0.5, n - 0.3)
+        ax.set_ylim(-0.55, n - 0.45)
         ax.axis("off")
         for i, (_, r) in enumerate(flow.iterrows()):
             y = n - 1 - i
             t = SUPPRESSED_TEXT if pd.isna(r["treated"]) else f"{int(r['treated']):,}"
             c = SUPPRESSED_TEXT if pd.isna(r["comparison"]) else f"{int(r['comparison']):,}"
-            side = str(r["step"]).startswith("left out")
-            ax.text(0.78 if side else 0.4, y, f"{r['step']}\nserved {t}   ·   comparison {c}", ha="center", va="center", fontsize=9 if side else 10.5,
-                    wrap=True, bbox={"boxstyle": "round,pad=0.4", "fc": "#FFF7E6" if side else "#F4F7FB", "ec": "#E69F00" if side else "#0072B2"})
+            step = str(r["step"])
+            side = step.startswith("left out")
+            if side and step.startswith("left out (not: ") and step.endswith(")"):
+                step = "Left out, not meeting: " + step[len("left out (not: "):-1]
+            label = "\n".join(textwrap.wrap(step[:1].upper() + step[1:], 44 if side else 48)) + f"\nserved {t}  ·  comparison {c}"
+            ax.text(0.76 if side else 0.27, y, label, ha="center", va="center", fontsize=10 if side else 11,
+                    bbox={"boxstyle": "round,pad=0.45", "fc": "#FFF7E6" if side else "#F4F7FB", "ec": "#E69F00" if side else "#0072B2"})
             if i < n - 1 and not side:
-                ax.annotate("", xy=(0.4, y - 1.62), xytext=(0.4, y - 0.38), arrowprops={"arrowstyle": "->", "color": "#555555"})
+                ax.annotate("", xy=(0.27, y - 1.55), xytext=(0.27, y - 0.45), arrowprops={"arrowstyle": "->", "color": "#555555"})
+            if side:
+                ax.annotate("", xy=(0.5, y), xytext=(0.27, y), arrowprops={"arrowstyle": "->", "color": "#999999"})
     return ax
+
+
+def overlap_chart(ms, ax=None):
+    """Propensity-score overlap as smoothed densities by arm, before and after matching.
+
+    Densities rather than a histogram: a histogram's bars are counts, and bins at the edge
+    of the distribution hold a handful of units (small cells); a density shows the same
+    overlap without publishing any count.
+
+    Examples
+    --------
+    >>> # ms = ppeval.match(ppeval.propensity(df, "treated", ["x"]))
+    >>> # overlap_chart(ms)                                             # doctest: +SKIP
+    """
+    from scipy.stats import gaussian_kde
+
+    ps = ms.ps
+    logit = ps.logit_.astype(float)
+    t_all = ps.treated_.astype(bool)
+    d = ms.data
+    in_match = logit.reindex(d.index)
+    t_m = d[ps.treatment].astype(bool)
+    w_m = d["weight"].astype(float)
+    ok = logit.notna()
+    lo, hi = float(logit[ok].min()), float(logit[ok].max())
+    pad = 0.1 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 300)
+    with plt.rc_context(STYLE):
+        if ax is None:
+            fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        else:
+            axes = [ax, ax.inset_axes([1.15, 0, 1, 1])]
+        panels = [
+            ("Before matching", [(logit[ok & t_all], None), (logit[ok & ~t_all], None)]),
+            ("After matching", [(in_match[t_m & in_match.notna()], w_m[t_m & in_match.notna()]),
+                                (in_match[~t_m & in_match.notna()], w_m[~t_m & in_match.notna()])]),
+        ]
+        for a, (title, series) in zip(axes, panels, strict=True):
+            for (vals, wts), colour, name, fill in zip(series, (TREATED_COLOUR, COMPARISON_COLOUR), ("Served", "Comparison"), (True, False), strict=True):
+                v = vals.to_numpy(float)
+                if len(v) < 2 or np.ptp(v) == 0:
+                    continue
+                dens = gaussian_kde(v, weights=None if wts is None else wts.to_numpy(float))(grid)
+                if fill:
+                    a.fill_between(grid, dens, color=colour, alpha=0.35, lw=0)
+                a.plot(grid, dens, color=colour, lw=2.5, ls="-" if fill else "--", label=name)
+            a.set_title(title, loc="left")
+            a.set_xlabel("Logit of the propensity score")
+            a.set_yticks([])
+            a.spines["left"].set_visible(False)
+        axes[0].set_ylabel("Density")
+        axes[0].legend(loc="upper left")
+    return axes[0]
+
+
+def days_chart(row: dict, ax=None):
+    """Two bars: mean days in out-of-home care within the window, served vs comparison."""
+    with plt.rc_context(STYLE):
+        ax = _ax(ax, (6.5, 4.5))
+        window = row["window_months"] * 365 // 12
+        for i, (v, c) in enumerate(zip((row["mean_treated"], row["mean_comparison"]), (TREATED_COLOUR, COMPARISON_COLOUR), strict=True)):
+            if v is None:
+                ax.bar(i, window * 0.02, color="white", edgecolor="#777777", hatch="//", width=0.6)
+                ax.text(i, window * 0.05, SUPPRESSED_TEXT, ha="center", va="bottom", fontsize=12, color="#555555")
+            else:
+                ax.bar(i, v, color=c, width=0.6)
+                ax.text(i, v + window * 0.02, f"{v:,.0f} days", ha="center", va="bottom", fontsize=16, weight="bold")
+        ax.set_xticks([0, 1], ["Served", "Matched comparison"])
+        ax.set_ylim(0, window * 1.12)
+        ax.set_title(f"Days in out-of-home care\nin the first {row['window_months']} months (mean)", loc="left")
+        ax.spines["left"].set_visible(False)
+        ax.tick_params(axis="y", length=0)
+    return ax
+
+
+def relabel_love_plot(ax, covariates: list[str]):
+    """Replace a love plot's column names by plain names (``county_19153`` -> "County: 19153")."""
+    from .content import pretty_covariate
+
+    labels = [pretty_covariate(t.get_text(), covariates) for t in ax.get_yticklabels()]
+    ax.set_yticks(ax.get_yticks(), labels)
+    return ax
+
+
+def figure_texts(ax_or_fig) -> list[str]:
+    """Every text drawn on a figure (titles, labels, ticks, annotations, legends).
+
+    The report keeps them to check the published numbers: SVGs here draw text as paths,
+    so the text cannot be read back from the files.
+    """
+    from matplotlib.text import Text
+
+    fig = ax_or_fig.figure if hasattr(ax_or_fig, "figure") else ax_or_fig
+    fig.canvas.draw()  # tick labels exist only once drawn
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
 
 
 def save(ax_or_fig, folder: Path | None, name: str) -> str:

@@ -25,8 +25,30 @@ LABELS = {
     "reentry": ("re-entered care after returning home", "Re-entered care after returning home"),
     "recurrence": ("had a new substantiated report", "New substantiated maltreatment report"),
     "removal": ("were removed from home", "Removed from home"),
-    "time_in_care": ("time in care", "Days in out-of-home care"),
+    "time_in_care": ("left care", "Leaving out-of-home care (any discharge)"),
 }
+#: Outcomes whose window rates lead the summary, in order of preference, by design.
+HEADLINE_ORDER = {
+    "in_care": [("reunification", 12), ("tpr", 24), ("reentry", 12), ("reunification", 24), ("permanency", 12), ("reentry", 24), ("recurrence", 12)],
+    "prevention": [("removal", 12), ("recurrence", 12), ("removal", 24), ("recurrence", 24)],
+}
+#: Plain names of subgroup variables and of covariate prefixes.
+VARIABLE_NAMES = {
+    "parent_role": "Enrolled parent",
+    "race_ethnicity": "Race/ethnicity",
+    "age_band": "Age",
+    "removal_parent_drugs": "Removed for parental drug use",
+    "sex": "Sex",
+    "county": "County",
+    "entry_year": "Entry year",
+    "age_at_removal": "Age at removal",
+    "age_at_report": "Age at report",
+    "prior_removals": "Prior removals",
+    "prior_reports": "Prior reports",
+    "siblings_in_care": "Siblings in care",
+}
+#: Display order of ordinal subgroup levels (others sort alphabetically).
+LEVEL_ORDER = {"age_band": ["under 1", "1 to 5", "6 to 11", "12 to 17"], "removal_parent_drugs": ["True", "False"]}
 #: Outcomes where fewer events is the good direction.
 LOWER_IS_BETTER = {"tpr", "reentry", "recurrence", "removal"}
 
@@ -271,3 +293,110 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
 
 def safe_rate_text(num: int | None, den: int | None, threshold: int) -> str:
     return format_rate(num, den, threshold)
+
+
+def pretty_variable(name: str) -> str:
+    """A variable's plain name: ``removal_parent_drugs`` -> "Removed for parental drug use".
+
+    Examples
+    --------
+    >>> pretty_variable("removal_neglect"), pretty_variable("entry_year")
+    ('Removal reason: neglect', 'Entry year')
+    """
+    if name in VARIABLE_NAMES:
+        return VARIABLE_NAMES[name]
+    if name.startswith("removal_"):
+        return "Removal reason: " + name[len("removal_"):].replace("_", " ")
+    return name.replace("_", " ").capitalize()
+
+
+def pretty_level(level: Any) -> str:
+    """A category's plain name: ``True`` -> "yes", ``american_indian_alaska_native`` ->
+    "American Indian/Alaska Native".
+
+    Examples
+    --------
+    >>> pretty_level("True"), pretty_level("american_indian_alaska_native"), pretty_level("1 to 5")
+    ('yes', 'American Indian/Alaska Native', '1 to 5')
+    """
+    text = str(level)
+    fixed = {"true": "yes", "false": "no", "american_indian_alaska_native": "American Indian/Alaska Native",
+             "native_hawaiian_pacific_islander": "Native Hawaiian/Pacific Islander"}
+    if text.lower() in fixed:
+        return fixed[text.lower()]
+    return text.replace("_", " ")
+
+
+def pretty_covariate(column: str, covariates: list[str]) -> str:
+    """A balance-table row's plain name: ``race_ethnicity_black`` -> "Race/ethnicity: black".
+
+    ``covariates`` are the model's covariate names, used to split an indicator column into
+    its variable and level (the longest matching prefix wins).
+
+    Examples
+    --------
+    >>> pretty_covariate("county_19153", ["county", "sex"]), pretty_covariate("age_at_removal", ["age_at_removal"])
+    ('County: 19153', 'Age at removal')
+    """
+    if column in covariates:
+        return pretty_variable(column)
+    for cov in sorted(covariates, key=len, reverse=True):
+        if column.startswith(cov + "_"):
+            return f"{pretty_variable(cov)}: {pretty_level(column[len(cov) + 1:])}"
+    return pretty_variable(column)
+
+
+def choose_headline(rows: list[OutcomeRow], design: str, k: int = 3) -> list[OutcomeRow]:
+    """Up to ``k`` window rates for the summary: publishable ones first, in preference order.
+
+    A grant writer needs findings with numbers; a suppressed rate is shown only when
+    nothing publishable is left to fill its place.
+    """
+    by_key = {(r.outcome, r.window_months): r for r in rows}
+    preferred = [by_key[key] for key in HEADLINE_ORDER.get(design, []) if key in by_key]
+    preferred += [r for r in rows if r not in preferred]
+    shown = [r for r in preferred if not r.suppressed][:k]
+    if len(shown) < k:
+        shown += [r for r in preferred if r.suppressed][: k - len(shown)]
+    return shown
+
+
+def days_rows(days: pd.DataFrame, threshold: int) -> list[dict[str, Any]]:
+    """Days in care within a window by arm, suppressed when an arm has 1 to threshold − 1 units.
+
+    A mean of a handful of children says too much about each of them, so the means and the
+    difference go with the counts.
+    """
+    out = []
+    for _, r in days.iterrows():
+        nt, nc = int(r["n_treated"]), int(r["n_comparison"])
+        small = any(1 <= n < threshold for n in (nt, nc))
+        row = {"window_months": int(r["window_months"]), "label": f"Days in out-of-home care within {int(r['window_months'])} months (mean)",
+               "n_treated": suppress_value(nt, threshold), "n_comparison": suppress_value(nc, threshold), "suppressed": small}
+        for k in ("mean_treated", "mean_comparison", "difference", "ci_low", "ci_high", "p_value"):
+            row[k] = None if small else _f(r[k])
+        row["method"] = r["method"]
+        out.append(row)
+    return out
+
+
+def fmt_days(x: float | None) -> str:
+    """Days for tables: "123" (or "suppressed")."""
+    return SUPPRESSED_TEXT if x is None else f"{x:,.0f}"
+
+
+def fmt_days_diff(r: dict[str, Any]) -> str:
+    """A difference in days with its CI: "+21 days (-11 to +53)"."""
+    if r.get("difference") is None:
+        return ""
+    return f"{r['difference']:+,.0f} days ({r['ci_low']:+,.0f} to {r['ci_high']:+,.0f})"
+
+
+def days_caption(r: dict[str, Any], phrases: Phrases) -> str:
+    """Caption for the days-in-care chart, with both means and the difference."""
+    if r["suppressed"]:
+        return f"Days in care within {r['window_months']} months: counts too small to publish"
+    more = r["mean_treated"] > r["mean_comparison"]
+    who = phrases.served[0].upper() + phrases.served[1:]
+    return (f"{who} spent {'more' if more else 'fewer'} days in out-of-home care in the first {r['window_months']} months: "
+            f"{r['mean_treated']:,.0f} vs {r['mean_comparison']:,.0f} days on average")
