@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from datetime import date
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from .. import __version__
 from .. import outcomes as oc
@@ -28,19 +30,23 @@ from ..privacy import SUPPRESSED_TEXT, IdentifierGuard, atomic_output_dir, forma
 from . import charts
 from .content import (
     LABELS,
-    OutcomeRow,
     Phrases,
+    choose_headline,
+    days_caption,
+    days_rows,
     finding_sentence,
     flow_table,
+    fmt_days,
+    fmt_days_diff,
     fmt_effect,
     fmt_p,
     outcome_rows,
     pct,
+    pretty_variable,
     rate_caption,
     table_one,
 )
 
-HEADLINE = {"in_care": [("reunification", 12), ("tpr", 24), ("reentry", 12)], "prevention": [("removal", 12), ("recurrence", 12)]}
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
 
 
@@ -161,33 +167,77 @@ def _rosenbaum(matched: pd.DataFrame, binary: str, threshold: int) -> dict[str, 
 
 
 def _methods(ev, matched_sample, bal) -> list[str]:
-    c, p, m = ev.config["cohort"], ev.config["propensity"], ev.config["matching"]
+    """The methods section, one paragraph per topic, generated from the config and the fits."""
+    c, p = ev.config["cohort"], ev.config["propensity"]
     design = (
         "an in-care design: children entering out-of-home care (first removal in the window per child), "
         f"excluding stays under {c['min_stay_days']} days and removals at age {c['max_age_at_removal']:g} or older"
         if c["design"] == "in_care"
-        else "a prevention design: children with an index maltreatment report who were not in care on the report date"
+        else f"a prevention design: children with an index maltreatment report who were not in care on the report date; "
+             f"treated = enrolled within {c['enrollment_window_days']} days of the report"
     )
     unit = "the child" if c["unit"] == "child" else f"the family (an outcome is reached when {c['family_outcome']} of its children reach it)"
     window = f"{c['entry_from'] or 'the start of the data'} to {c['entry_to'] or 'the extract date'}"
-    return [
+    model = {"logistic": "logistic regression", "gbm": "gradient-boosted trees"}.get(p["model"], p["model"])
+    outcomes = "; ".join(f"{LABELS[k][1].lower()} ({', '.join(f'{m} months' for m in v) or 'whole follow-up'})" for k, v in ev.outcomes.items() if k in LABELS)
+    paras = [
         f"Design: {design}, entries from {window}; the unit of analysis is {unit}. "
         "Treated units started at enrolment; each comparison unit started at the same number of days after its own removal (or report) "
-        "as its matched treated unit and had to be still in care (or still at home) and not enrolled at that point, so neither arm has immortal time.",
-        f"Propensity score: {p['model']} model of enrolment on {', '.join(ev.covariates)} (categorical covariates as indicator columns, missing values with indicators).",
-        f"Matching: {matched_sample.method}. Siblings were matched together as one family block." if c["unit"] == "child" else f"Matching: {matched_sample.method}.",
-        f"Balance: standardized mean differences use the {bal.s_d_denom} group's standard deviation from the unmatched sample; {bal.verdict.attrs.get('rule', '')}.",
-        "Effects: risks by arm with risk difference, risk ratio and odds ratio (logistic regression with matching weights); Cox proportional hazards with Efron ties; "
+        "as its matched treated unit and had to be still in care (or still at home) and not yet enrolled at that point, so neither arm has immortal time.",
+        f"Propensity score: {model} of enrolment on {', '.join(pretty_variable(x).lower() for x in ev.covariates)} "
+        "(categorical covariates as indicator columns, missing values with indicators; common support: "
+        f"{p['common_support']}).",
+        f"Matching: {matched_sample.method}." + (" Siblings were matched together as one family block." if c["unit"] == "child" else ""),
+        f"Balance: standardized mean differences (SMD) use the {bal.s_d_denom} group's standard deviation from the unmatched sample; {bal.verdict.attrs.get('rule', '')}.",
+        f"Outcomes: {outcomes}.",
+        "Effects: risks by arm with risk difference, risk ratio and odds ratio (regression with matching weights); Cox proportional hazards with Efron ties; "
         "Aalen–Johansen cumulative incidence and Fine–Gray subdistribution hazard ratios where other exits compete. Standard errors are cluster-robust by matched set "
-        "(sets sharing a family joined), with the small-sample factor of R's sandwich::vcovCL (HC1) for regression models and R's coxph(cluster=) for Cox models.",
+        "(sets sharing a family joined), with the small-sample factor of R's sandwich::vcovCL (HC1) for regression models and as R's coxph(cluster=) for Cox models.",
         "Fixed-window rates (e.g. within 12 months) count only units whose whole window lies before the extract date. Outcomes are censored at the extract date and at the 18th birthday; "
         "other exits are competing events, not censoring.",
+        "Sensitivity: E-values (VanderWeele and Ding) for every ratio; odds and hazard ratios are converted to the risk-ratio scale assuming a common outcome. "
+        "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test).",
         f"Privacy: counts from 1 to {ev.config['report']['suppress_below'] - 1} are suppressed, with complementary suppression; no identifier or birth date appears in any output.",
     ]
+    if "time_in_care" in ev.outcomes:
+        paras.insert(5, "Days in care: the days each unit spent in out-of-home care within the window after the index date (units whose whole window was observed); "
+                        "means are weighted by the matching weights and the difference has a cluster-robust standard error (weighted least squares).")
+    return paras
+
+
+def _arm_masks(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(served, comparison) masks of cohort rows; a served unit's before-enrolment
+    comparison row (``served_later``) is not a comparison unit of its own."""
+    tr = data["treated"].astype(bool)
+    own = ~data["served_later"].astype(bool) if "served_later" in data else pd.Series(True, index=data.index)
+    return tr, ~tr & own
+
+
+def _with_matching_step(flow: pd.DataFrame, counts: dict[str, Any]) -> pd.DataFrame:
+    """The cohort's flow plus the matched sample as its last step (CONSORT: allocation)."""
+    steps = flow[flow["kind"] == "step"]
+    t, c = counts.get("treated_matched"), counts.get("comparison_matched")
+    if t is None or c is None:
+        return flow
+    row = {"step": "matched sample (within the caliper)", "kind": "step", "treated": int(t), "comparison": int(c)}
+    if "total" in flow:
+        row["total"] = int(t) + int(c)
+    return pd.concat([steps, pd.DataFrame([row])], ignore_index=True)
 
 
 def build(ev) -> dict[str, Any]:
-    """Compute everything the writers need (aggregates only)."""
+    """Compute everything the writers need (aggregates only, small cells suppressed).
+
+    Returns a dict with ``results`` (the results.json content), the outcome ``rows``,
+    ``days`` (days in care), the ``headline`` rows, the suppressed ``flow`` and ``table1``,
+    ``subgroups``, ``sensitivity``, ``methods`` and the objects the charts draw from.
+
+    Examples
+    --------
+    >>> content = build(ppeval.Evaluation.from_toml("eval.toml"))   # doctest: +SKIP
+    >>> content["results"]["matching"]["treated_matched"]          # doctest: +SKIP
+    179
+    """
     thr = ev.config["report"]["suppress_below"]
     program = ev.config["report"]["program_name"]
     cohort = ev.cohort
@@ -197,35 +247,46 @@ def build(ev) -> dict[str, Any]:
     data = ms.data
     phrases = Phrases.for_unit(cohort.unit, program)
     rows = outcome_rows(data, est, ev.outcomes, thr)
-    by_key = {(r.outcome, r.window_months): r for r in rows}
-    headline = [by_key[k] for k in HEADLINE[cohort.design] if k in by_key]
-    if not headline:
-        headline = rows[:3]
-    flow = flow_table(cohort.flow.to_frame(), thr)
+    days = days_rows(ev.days_in_care, thr)
+    headline = choose_headline(rows, cohort.design)
     counts = ms.counts
-    t1 = table_one(bal.table, cohort.data, data, thr)
+    flow = flow_table(_with_matching_step(cohort.flow.to_frame(), counts), thr)
+    cd = cohort.data
+    tr, cmp_ = _arm_masks(cd)
+    cohort_n = {"treated": int(tr.sum()), "comparison": int(cmp_.sum())}
+    matched_n = {"treated": counts.get("treated_matched"), "comparison": counts.get("comparison_matched")}
+    # the cohort count minus the matched count is the number left unmatched: when that is a
+    # small number, the cohort count is not published (the matched count is the one the
+    # effects rest on)
+    hide_cohort = {arm: matched_n[arm] is not None and 1 <= cohort_n[arm] - int(matched_n[arm]) < thr for arm in cohort_n}
+    t1 = table_one(bal.table, cd.loc[tr | cmp_], data, thr, hide_before={"treated": hide_cohort["treated"], "comparison": hide_cohort["comparison"]})
 
     # results.json
+    defaults = list(getattr(ev.config, "defaults_applied", [])) + list(ev.defaults_applied)
     res: dict[str, Any] = {
         "ppeval_version": __version__,
         "title": ev.config["title"],
         "seed": ev.config["seed"],
         "config": _jsonable(getattr(ev.config, "raw", dict(ev.config))),
-        "defaults_applied": list(getattr(ev.config, "defaults_applied", [])),
+        "defaults_applied": defaults,
         "inputs": [{"path": f["path"], "sha256": f["sha256"], "table": f["table"], "rows": f["rows"]} for f in ev.extract.provenance()],
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
+        "summary": [finding_sentence(r, phrases) for r in headline],
     }
-    cd = cohort.data
-    tr = cd["treated"].astype(bool)
-    res["cohort"] = {**_counts({"treated": int(tr.sum()), "comparison": int((~tr).sum())}, thr), "events": {}}
+    shown_n = {arm: None if hide_cohort[arm] else n for arm, n in cohort_n.items()}
+    res["cohort"] = {**_counts(shown_n, thr), "events": {}}
     for name in ev.outcomes:
         col = f"{name}_status"
         if col in cd:
             s = cd[col]
-            res["cohort"]["events"][name] = {
-                "treated": _event_counts(int(s[tr].notna().sum()), int((s[tr] == 1).sum()), thr),
-                "comparison": _event_counts(int(s[~tr].notna().sum()), int((s[~tr] == 1).sum()), thr),
-            }
+            res["cohort"]["events"][name] = {}
+            for arm, mask in (("treated", tr), ("comparison", cmp_)):
+                n_arm, e_arm = int(s[mask].notna().sum()), int((s[mask] == 1).sum())
+                entry = _event_counts(n_arm, e_arm, thr)
+                if hide_cohort[arm] and n_arm == cohort_n[arm] and entry.get("n") is not None:
+                    entry["n"] = None  # the cohort count itself, hidden above
+                    entry["suppressed"] = True
+                res["cohort"]["events"][name][arm] = entry
     res["matching"] = {
         **_counts({"treated_matched": counts.get("treated_matched"), "comparison_matched": counts.get("comparison_matched"), "treated_unmatched": counts.get("treated_unmatched")}, thr),
         "max_abs_smd_before": _jsonable(bal.max_abs_smd_before),
@@ -249,9 +310,10 @@ def build(ev) -> dict[str, Any]:
                 entry["comparison"]["rates"][f"{row.window_months}m"] = _jsonable(row.rate_comparison)
         suppressed_windows = {row.window_months for row in rows if row.outcome == name and row.suppressed}
         effects = [e for e in r.to_records() if e["window_months"] not in suppressed_windows or e["window_months"] is None]
-        if entry["treated"].get("suppressed") or entry["comparison"].get("suppressed"):
-            effects = [e for e in effects if e["window_months"] is not None]
         entry["effects"] = _jsonable(effects)
+        if name == "time_in_care":
+            entry["event"] = "left out-of-home care (any discharge)"
+            entry["days_in_care"] = _jsonable([{k: v for k, v in d.items() if k != "label"} for d in days])
         res["outcomes"][name] = entry
 
     # sensitivity
@@ -259,20 +321,24 @@ def build(ev) -> dict[str, Any]:
 
     sens = []
     for name, r in est.items():
+        if name == "time_in_care":
+            continue  # the hazard of leaving care is descriptive here, not a program effect to defend
+        hidden = {row.window_months for row in rows if row.outcome == name and row.suppressed}
         for e in r.effects:
             if e.measure in ("risk_ratio", "odds_ratio", "hazard_ratio", "subdistribution_hazard_ratio") and np.isfinite(e.estimate) and e.estimate > 0:
-                if e.window_months in {row.window_months for row in rows if row.outcome == name and row.suppressed}:
+                if e.window_months in hidden:
                     continue
-                ev_ = evalue(e.estimate, e.ci_low, e.ci_high, measure=e.measure)
+                ci = (e.ci_low, e.ci_high) if np.isfinite(e.ci_low) and np.isfinite(e.ci_high) else (None, None)
+                ev_ = evalue(e.estimate, *ci, measure=e.measure)
                 sens.append({"outcome": name, "measure": e.measure, "window_months": e.window_months, "estimate": e.estimate,
-                             "e_value": getattr(ev_, "point", None), "e_value_ci": getattr(ev_, "ci", None)})
+                             "ci_low": e.ci_low, "ci_high": e.ci_high, "e_value": ev_.evalue, "e_value_ci": ev_.evalue_ci})
     res["sensitivity"] = {"e_values": _jsonable(sens)}
-    if headline and "match_id" in data:
+    if headline and "match_id" in data and not headline[0].suppressed:
         rb = _rosenbaum(data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
         if rb:
             res["sensitivity"]["rosenbaum"] = rb
     sub = pd.DataFrame()
-    if headline:
+    if headline and not headline[0].suppressed:
         try:
             sub = _subgroup_table(ev, data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
         except Exception as exc:  # subgroups are secondary: record why they are missing
@@ -280,12 +346,13 @@ def build(ev) -> dict[str, Any]:
     res["subgroups"] = _jsonable(sub.drop(columns=["method"], errors="ignore").to_dict(orient="records")) if not sub.empty else []
     res["notes"] = list(ev.notes)
     return {
-        "results": res, "rows": rows, "headline": headline, "phrases": phrases, "flow": flow, "table1": t1,
+        "results": res, "rows": rows, "days": days, "headline": headline, "phrases": phrases, "flow": flow, "table1": t1,
         "balance": bal, "matched": ms, "subgroups": sub, "sensitivity": sens, "methods": _methods(ev, ms, bal), "threshold": thr,
     }
 
 
 def _tables(content: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The tables/*.csv files: every number of the report, suppressed, in tidy form."""
     rows = content["rows"]
     outcomes = pd.DataFrame(
         [
@@ -298,6 +365,9 @@ def _tables(content: dict[str, Any]) -> dict[str, pd.DataFrame]:
             for r in rows
         ]
     )
+    for c in ("n_treated", "events_treated", "n_comparison", "events_comparison"):
+        if c in outcomes:
+            outcomes[c] = outcomes[c].astype("Int64")
     bal = content["balance"].table.copy()
     keep = [c for c in ("covariate", "type", "smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after", "ecdf_max_before", "ecdf_max_after") if c in bal]
     tables = {
@@ -311,6 +381,11 @@ def _tables(content: dict[str, Any]) -> dict[str, pd.DataFrame]:
         for e in entry["effects"]:
             eff.append({"outcome": name, **e})
     tables["effects"] = pd.DataFrame(eff)
+    if content["days"]:
+        days = pd.DataFrame(content["days"]).drop(columns=["label"])
+        for c in ("n_treated", "n_comparison"):
+            days[c] = days[c].astype("Int64")
+        tables["days_in_care"] = days
     if not content["subgroups"].empty:
         tables["subgroups"] = content["subgroups"].drop(columns=["method"], errors="ignore")
     if content["sensitivity"]:
@@ -323,66 +398,143 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     path.write_text(df.to_csv(index=False, float_format="%.6g", lineterminator="\n"), encoding="utf-8")
 
 
-def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, str]]:
-    """Render every chart; returns [{name, title, caption, uri}]."""
-    out = []
+def _add_chart(out: list[dict[str, Any]], folder: Path | None, name: str, title: str, caption: str, ax) -> None:
+    """Save a chart and record it (with the texts drawn on it, for checking)."""
+    texts = charts.figure_texts(ax)
+    out.append({"name": name, "title": title, "caption": caption, "texts": texts, "uri": charts.save(ax, folder, name)})
+
+
+def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, Any]]:
+    """Render every chart; returns [{name, title, caption, texts, uri}] in report order."""
+    import matplotlib.pyplot as plt
+
+    out: list[dict[str, Any]] = []
     thr = content["threshold"]
+    phrases = content["phrases"]
     for row in content["rows"]:
-        ax = charts.rate_chart(row, content["phrases"])
-        name = f"rate_{oc.window_column(row.outcome, row.window_months)}"
-        out.append({"name": name, "title": row.label, "caption": rate_caption(row, content["phrases"]) + ".", "uri": charts.save(ax, folder, name)})
-    for name, res in ev.estimates.items():
-        if name not in dict(HEADLINE[ev.cohort.design]):
+        _add_chart(out, folder, f"rate_{oc.window_column(row.outcome, row.window_months)}", row.label,
+                   rate_caption(row, phrases) + ".", charts.rate_chart(row, phrases))
+    for d in content["days"]:
+        _add_chart(out, folder, f"days_in_care_{d['window_months']}m", d["label"], days_caption(d, phrases) + ".", charts.days_chart(d))
+    curves = list(dict.fromkeys(r.outcome for r in content["headline"]))
+    for name in curves:
+        res = ev.estimates.get(name)
+        if res is None:
             continue
         ax = charts.curve_chart(res, name, thr, horizon=730)
         if ax is None:
             continue
-        kind = "Cumulative incidence" if res.cif is not None else "Kaplan–Meier estimate"
-        cap = f"{kind} of {LABELS[name][1].lower()} by arm over two years after the index date, with other exits as competing events; counts at risk below {thr} are suppressed."
-        out.append({"name": f"curve_{name}", "title": f"{LABELS[name][1]} over time", "caption": cap, "uri": charts.save(ax, folder, f"curve_{name}")})
+        kind = "Aalen–Johansen cumulative incidence, other exits competing" if res.cif is not None else "Kaplan–Meier"
+        units = "families" if ev.cohort.unit == "family" else "children"
+        cap = (f"Share of served and matched comparison {units} who {LABELS[name][0]} over the two years after the index date "
+               f"({kind}); numbers at risk below {thr} are suppressed.")
+        _add_chart(out, folder, f"curve_{name}", f"{LABELS[name][1]} over time", cap, ax)
     bal = content["balance"]
-    ax = bal.love_plot()
-    out.append({"name": "love_plot", "title": "Covariate balance before and after matching",
-                "caption": f"Largest absolute standardized mean difference: {bal.max_abs_smd_before:.2f} before matching, {bal.max_abs_smd_after:.2f} after (threshold 0.1).",
-                "uri": charts.save(ax, folder, "love_plot")})
-    from ..plots import overlap_plot
-
-    ax = overlap_plot(content["matched"])
-    out.append({"name": "propensity_overlap", "title": "Overlap of propensity scores", "caption": "Distribution of the logit of the propensity score by arm; matching uses units in the region of overlap.", "uri": charts.save(ax, folder, "propensity_overlap")})
-    flow = content["flow"]
-    ax = charts.flow_chart(flow)
-    out.append({"name": "sample_flow", "title": "Sample flow", "caption": "From the extract to the analysis cohort, with counts of served and comparison units at each step.", "uri": charts.save(ax, folder, "sample_flow")})
+    with plt.rc_context(charts.STYLE):
+        ax = bal.love_plot()
+    charts.relabel_love_plot(ax, list(ev.covariates))
+    verdict = "every covariate within" if bal.passed else "not every covariate within"
+    _add_chart(out, folder, "love_plot", "Covariate balance before and after matching",
+               f"Matching made the groups comparable: the largest standardized difference fell from {bal.max_abs_smd_before:.2f} "
+               f"to {bal.max_abs_smd_after:.2f} ({verdict} the 0.1 threshold).", ax)
+    _add_chart(out, folder, "propensity_overlap", "Overlap of propensity scores",
+               "Served and comparison units' propensity scores (smoothed densities) before and after matching; "
+               "after matching the two arms cover the same range.", charts.overlap_chart(content["matched"]))
+    _add_chart(out, folder, "sample_flow", "Sample flow",
+               "From the extract to the matched sample, with the served and comparison units at each step and those left out between steps.",
+               charts.flow_chart(content["flow"]))
     sub = content["subgroups"]
     if not sub.empty:
         h = content["headline"][0]
-        ax = charts.forest_chart(sub, f"{LABELS[h.outcome][1]} within {h.window_months} months, by subgroup")
-        out.append({"name": "subgroups", "title": "Effects by subgroup", "caption": "Difference between served and matched comparison units in each subgroup (percentage points, 95% CI); suppressed subgroups are too small to publish.", "uri": charts.save(ax, folder, "subgroups")})
+        _add_chart(out, folder, "subgroups", "Effects by subgroup",
+                   f"Difference in {LABELS[h.outcome][0].replace('had ', '').replace('were ', '')} within {h.window_months} months between served and matched comparison units "
+                   "in each subgroup (percentage points, 95% CI); subgroups too small to publish are marked.",
+                   charts.forest_chart(sub, f"{LABELS[h.outcome][1]} within {h.window_months} months, by subgroup"))
     return out
+
+
+def _count_markup(n: Any, thr: int) -> Markup:
+    """A published count in HTML, marked ``<span class="count">`` so checks can find every one."""
+    text = SUPPRESSED_TEXT if n is None or (isinstance(n, float) and math.isnan(n)) else format_count(int(n), thr)
+    return Markup('<span class="count">{}</span>').format(text)
 
 
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("ppeval", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["pct"] = pct
-    env.filters["count"] = lambda n, thr: SUPPRESSED_TEXT if n is None else format_count(int(n), thr)
+    env.filters["count"] = _count_markup
     env.filters["effect"] = fmt_effect
     env.filters["pval"] = fmt_p
+    env.filters["days"] = fmt_days
+    env.filters["days_diff"] = fmt_days_diff
     return env
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    shown = df.astype(object).where(df.notna(), SUPPRESSED_TEXT)
-    return '<div class="scroll">' + shown.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="data", border=0) + "</div>"
+def _html_table(df: pd.DataFrame, count_cols: tuple[str, ...] = (), thr: int = 11) -> Markup:
+    """A table of the report; cells of ``count_cols`` are marked as counts."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, r in df.iterrows():
+        cells = []
+        for c, v in r.items():
+            if c in count_cols and not (isinstance(v, str) and not v.replace(",", "").isdigit()):
+                shown = str(_count_markup(None if pd.isna(v) else int(str(v).replace(",", "")), thr))
+            elif v is None or (not isinstance(v, str) and pd.isna(v)):
+                shown = "" if c not in count_cols else SUPPRESSED_TEXT
+            elif isinstance(v, float):
+                shown = f"{v:.3g}"
+            else:
+                shown = html.escape(str(v))
+            cells.append(f"<td>{shown}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return Markup(f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
-def render(ev, content: dict[str, Any], chart_list: list[dict[str, str]]) -> tuple[str, str]:
+def _method_note(ev) -> str:
+    """The fact sheet's one-line method note, generated from the config."""
+    unit = "families" if ev.cohort.unit == "family" else "children"
+    covs = ", ".join(pretty_variable(c).lower() for c in ev.covariates)
+    start = "the same point in care" if ev.cohort.design == "in_care" else "the same number of days after the report"
+    return (f"Served {unit} were compared with similar unserved {unit}, matched on a propensity score ({covs}), "
+            f"each followed from {start}; differences are called significant when p < 0.05.")
+
+
+def _plain_summary(ev, content: dict[str, Any]) -> str:
+    """One paragraph that says what was done, in plain words, with the sample sizes."""
+    r = content["results"]
+    thr = content["threshold"]
+    unit = "families" if ev.cohort.unit == "family" else "children"
+    program = ev.config["report"]["program_name"]
+    mt = format_count(r["matching"]["treated_matched"], thr)
+    mc = format_count(r["matching"]["comparison_matched"], thr)
+    design = ("entered foster care" if ev.cohort.design == "in_care" else "had a maltreatment report")
+    window = f"between {ev.config['cohort']['entry_from'] or 'the start of the data'} and {ev.config['cohort']['entry_to'] or 'the extract date'}"
+    bal = content["balance"]
+    balance = ("After matching the two groups looked alike on every characteristic we measured."
+               if bal.passed else
+               f"After matching some characteristics still differed (largest standardized difference {bal.max_abs_smd_after:.2f}, above the usual 0.1), so read the results with care.")
+    return (f"We looked at {unit} who {design} {window}. {mt} {unit} whose parents took part in the {program} were each paired "
+            f"with similar {unit} whose parents did not ({mc} comparison {unit}), and both groups were followed from the same point in time. "
+            f"{balance} Differences could still come from things the data do not record; the sensitivity section says how strong such a factor would have to be.")
+
+
+def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tuple[str, str]:
+    """The report and fact sheet HTML (every image embedded as a data URI)."""
     env = _env()
+    chart_by_name = {c["name"]: c for c in chart_list}
+    headline_charts = [chart_by_name.get(f"rate_{oc.window_column(h.outcome, h.window_months)}") for h in content["headline"]]
+    rows = content["rows"]
     ctx = {
         "title": ev.config["title"], "program": ev.config["report"]["program_name"], "design": ev.cohort.design, "unit": ev.cohort.unit,
-        "findings": [finding_sentence(r, content["phrases"]) for r in content["headline"]],
-        "rows": content["rows"], "charts": {c["name"]: c for c in chart_list}, "chart_list": chart_list,
-        "flow_html": _html_table(content["flow"]), "table1_html": _html_table(content["table1"]),
+        "findings": content["results"]["summary"], "plain_summary": _plain_summary(ev, content),
+        "rows": rows, "days": content["days"], "charts": chart_by_name, "chart_list": chart_list,
+        "iowa_rows": [r for r in rows if r.outcome in ("reunification", "reentry")],
+        "p4p_rows": [r for r in rows if r.outcome in ("reunification", "tpr")],
+        "headline_charts": [c for c in headline_charts if c is not None and not c["caption"].endswith("too small to publish.")][:2],
+        "flow_html": _html_table(content["flow"], ("treated", "comparison", "total"), content["threshold"]),
+        "table1_html": _html_table(content["table1"], (), content["threshold"]),
         "balance": content["balance"], "methods": content["methods"], "results": content["results"],
-        "threshold": content["threshold"], "version": __version__, "notes": ev.notes,
+        "threshold": content["threshold"], "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),
         "config_text": json.dumps(content["results"]["config"], indent=2, sort_keys=True),
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
         "headline": content["headline"], "label": LABELS,
@@ -391,7 +543,16 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, str]]) -> tup
 
 
 def write_report(ev, out: Path, pdf: bool = False, charts_only: bool = False) -> Path:
-    """Write the full report (or the chart pack alone) into ``out``, atomically."""
+    """Write the full report (or the chart pack alone) into ``out``, atomically.
+
+    Every file is scanned for identifiers of the extract before the folder is swapped into
+    place; a finding stops the run and leaves the previous output as it was.
+
+    Examples
+    --------
+    >>> write_report(ppeval.Evaluation.from_toml("eval.toml"), Path("reports/x"))  # doctest: +SKIP
+    PosixPath('reports/x')
+    """
     content = build(ev)
     guard = IdentifierGuard.from_extract(ev.extract)
     with atomic_output_dir(out) as tmp:
@@ -417,11 +578,17 @@ def write_report(ev, out: Path, pdf: bool = False, charts_only: bool = False) ->
 
 
 def _write_pdfs(folder: Path) -> None:
+    """report.pdf and factsheet.pdf from the HTML (weasyprint, the optional ``pdf`` extra)."""
     try:
+        import logging
+
         from weasyprint import HTML
     except ImportError:
         from ..errors import ConfigError
 
         raise ConfigError("--pdf needs the optional extra: pip install 'ppeval[pdf]' (weasyprint)") from None
+    # weasyprint logs every unsupported CSS property; a library run stays quiet
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     for name in ("report", "factsheet"):
-        HTML(filename=str(folder / f"{name}.html")).write_pdf(str(folder / f"{name}.pdf"))
+        HTML(filename=str(folder / f"{name}.html"), base_url=str(folder)).write_pdf(str(folder / f"{name}.pdf"))

@@ -246,8 +246,10 @@ def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
     if row.rate_treated is None or row.rate_comparison is None:
         return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish"
     _, how = _direction(row)
-    if pct(row.rate_treated) == pct(row.rate_comparison):
-        how = "about as often as matched comparison units"
+    p = (row.effects.get("risk_difference") or {}).get("p_value")
+    if pct(row.rate_treated) == pct(row.rate_comparison) or p is None or p >= 0.05:
+        # a grant writer quotes the caption: no "more often" for a difference chance explains
+        how = "about as often as matched comparison units (no statistically significant difference)"
     return f"{phrases.served[0].upper() + phrases.served[1:]} {what} {how}: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
 
 
@@ -259,12 +261,24 @@ TABLE_ONE_NAMES = {
 }
 
 
-def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after: pd.DataFrame, threshold: int) -> pd.DataFrame:
+def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after: pd.DataFrame, threshold: int,
+              hide_before: dict[str, bool] | None = None) -> pd.DataFrame:
     """Table 1: covariate means/percentages by arm before and after matching, with SMDs.
 
     A percentage of a category is hidden when the number of units it stands for (or the rest
     of the arm) is from 1 to ``threshold - 1``, because percentage × arm size gives it back.
+    ``hide_before`` (``{"treated": True}``) hides an arm's size before matching (when the
+    number left unmatched is small, that size minus the matched size would give it away).
+
+    Examples
+    --------
+    >>> bt = pd.DataFrame({"covariate": ["female"], "type": ["binary"], "mean_treated_before": [0.5],
+    ...                    "mean_control_before": [0.04], "smd_before": [0.1], "smd_after": [0.0]})
+    >>> d = pd.DataFrame({"treated": [True] * 40 + [False] * 50})
+    >>> table_one(bt, d, d, 11).iloc[1, 1:3].tolist()
+    ['50.0%', 'suppressed']
     """
+    hide_before = hide_before or {}
     bt = balance_table.copy()
     n = {
         "before_t": int(data_before["treated"].astype(bool).sum()), "before_c": int((~data_before["treated"].astype(bool)).sum()),
@@ -287,7 +301,13 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
         if col in bt:
             out[col] = bt[col].astype(float).round(3)
     out = out.rename(columns=TABLE_ONE_NAMES)
-    sizes = pd.DataFrame([{"covariate": "units (n)", **{TABLE_ONE_NAMES[c]: str(suppress_value(n[a], threshold) if suppress_value(n[a], threshold) is not None else SUPPRESSED_TEXT) for c, a in cols.items()}}])
+    hidden_arms = {"before_t": hide_before.get("treated", False), "before_c": hide_before.get("comparison", False)}
+
+    def _size(arm: str) -> str:
+        v = suppress_value(n[arm], threshold)
+        return SUPPRESSED_TEXT if v is None or hidden_arms.get(arm, False) else f"{v:,}"
+
+    sizes = pd.DataFrame([{"covariate": "units (n)", **{TABLE_ONE_NAMES[c]: _size(a) for c, a in cols.items()}}])
     return pd.concat([sizes, out], ignore_index=True)
 
 
