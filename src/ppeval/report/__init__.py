@@ -213,18 +213,6 @@ def _arm_masks(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return tr, ~tr & own
 
 
-def _with_matching_step(flow: pd.DataFrame, counts: dict[str, Any]) -> pd.DataFrame:
-    """The cohort's flow plus the matched sample as its last step (CONSORT: allocation)."""
-    steps = flow[flow["kind"] == "step"]
-    t, c = counts.get("treated_matched"), counts.get("comparison_matched")
-    if t is None or c is None:
-        return flow
-    row = {"step": "matched sample (within the caliper)", "kind": "step", "treated": int(t), "comparison": int(c)}
-    if "total" in flow:
-        row["total"] = int(t) + int(c)
-    return pd.concat([steps, pd.DataFrame([row])], ignore_index=True)
-
-
 def build(ev) -> dict[str, Any]:
     """Compute everything the writers need (aggregates only, small cells suppressed).
 
@@ -250,7 +238,7 @@ def build(ev) -> dict[str, Any]:
     days = days_rows(ev.days_in_care, thr)
     headline = choose_headline(rows, cohort.design)
     counts = ms.counts
-    flow = flow_table(_with_matching_step(cohort.flow.to_frame(), counts), thr)
+    flow = flow_table(cohort.flow.to_frame(), thr, matched=(counts["treated_matched"], counts["comparison_matched"]))
     cd = cohort.data
     tr, cmp_ = _arm_masks(cd)
     cohort_n = {"treated": int(tr.sum()), "comparison": int(cmp_.sum())}

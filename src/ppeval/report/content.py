@@ -134,7 +134,7 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
     return rows
 
 
-def flow_table(flow: pd.DataFrame, threshold: int) -> pd.DataFrame:
+def flow_table(flow: pd.DataFrame, threshold: int, matched: tuple[int, int] | None = None) -> pd.DataFrame:
     """The sample flow with small counts suppressed.
 
     Between two published steps the units left out are a row of their own, declared as the
@@ -142,6 +142,8 @@ def flow_table(flow: pd.DataFrame, threshold: int) -> pd.DataFrame:
     A step whose exclusion would be a small count is not published on its own: it is merged
     with the next step ("left out: A; B"), which keeps the later counts publishable
     instead of hiding the whole chain. Steps that exclude nobody are dropped.
+    ``matched`` (served, comparison) adds the matched sample as the last step; see
+    :func:`_protect_matching_step` for how a small number left unmatched is protected.
     """
     steps = flow[flow["kind"] == "step"].reset_index(drop=True)
     kept = [steps.iloc[0]]
@@ -178,7 +180,55 @@ def flow_table(flow: pd.DataFrame, threshold: int) -> pd.DataFrame:
     t = pd.DataFrame(rows).set_index("key")
     t["total"] = t["treated"] + t["comparison"]
     res = suppress_counts(t, ["treated", "comparison", "total"], threshold, col_sums={"total": ["treated", "comparison"]}, row_sums=sums)
-    return res.table.reset_index(drop=True)
+    table = res.table.reset_index(drop=True)
+    if matched is not None:
+        table = _protect_matching_step(table, kept[-1], matched, threshold)
+    return table
+
+
+def _protect_matching_step(table: pd.DataFrame, last: pd.Series, matched: tuple[int, int], threshold: int) -> pd.DataFrame:
+    """Append "left out: not matched" and the matched sample to a suppressed flow table.
+
+    The matched counts are published everywhere (every effect rests on them), so when an
+    arm's number left unmatched is small it is the cohort side that gives way: walking up
+    the arm's column, the steps and the exclusions between them are hidden until the
+    hidden exclusions add up to ``threshold`` or more (then no one of them can be solved
+    for), and each hidden row's total with them. Merging steps instead would hide the whole
+    cohort flow of both arms.
+    """
+    table = table.copy()
+    for c in ("treated", "comparison", "total"):
+        table[c] = table[c].astype("Int64")
+    mt, mc = int(matched[0]), int(matched[1])
+    xt, xc = int(last["treated"]) - mt, int(last["comparison"]) - mc
+    extra = pd.DataFrame([
+        {"step": "left out (not: matched within the caliper)", "treated": xt, "comparison": xc, "total": xt + xc},
+        {"step": "matched sample (within the caliper)", "treated": mt, "comparison": mc, "total": mt + mc},
+    ])
+    table = pd.concat([table, extra.astype({"treated": "Int64", "comparison": "Int64", "total": "Int64"})], ignore_index=True)
+    n = len(table)
+    for arm, x in (("treated", xt), ("comparison", xc)):
+        if not 1 <= x < threshold:
+            continue
+        original = table[arm].copy()  # before hiding: NA = hidden by the suppression above
+        table.loc[n - 2, arm] = pd.NA
+        hidden_sum = x
+        i = n - 3  # the last cohort step; rows alternate step, exclusion, step, ...
+        while i >= 0:
+            table.loc[i, arm] = pd.NA
+            if i < 2:
+                break
+            above = original[i - 2]
+            table.loc[i - 1, arm] = pd.NA
+            # an exclusion hidden already is unknown: count it as large enough
+            gap = threshold if pd.isna(above) or pd.isna(original[i]) else int(above) - int(original[i])
+            hidden_sum += gap
+            if hidden_sum >= threshold and not pd.isna(above):
+                break
+            i -= 2
+    hide_total = table["treated"].isna() | table["comparison"].isna()
+    table.loc[hide_total, "total"] = pd.NA
+    return table
 
 
 def pct(x: float | None) -> str:
