@@ -108,16 +108,43 @@ def test_uptake_is_confounded(syn, big):
     assert 0.15 <= up["rate"] <= 0.30
     assert up["rate_parent_drugs"] > up["rate_no_parent_drugs"] + 0.05
     assert up["rate_infant_in_family"] > up["rate_no_infant_in_family"]
-    # enrolment is d days after the family's removal, mostly 5-120 days
+    # enrolment is d days after a removal of the family (the referral), mostly 5-120 days:
+    # d from the family's latest removal at least 5 days before the enrolment
     part = big.participation
     fam = big.families.set_index("child_id")["family_id"]
-    rem = big.episodes.assign(family_id=big.episodes["child_id"].map(fam)).groupby("family_id")["removal_date"].min()
-    fam_of_row = part["family_id"].fillna(part["child_id"].map(fam))
-    d = (part["enrolled_date"] - fam_of_row.map(rem)).dt.days
-    assert d.min() >= 5 and 0.85 <= d.between(5, 120).mean() <= 0.99
+    rems = big.episodes.assign(family_id=big.episodes["child_id"].map(fam))[["family_id", "removal_date"]]
+    enr = pd.DataFrame({"family_id": part["family_id"].fillna(part["child_id"].map(fam)), "enrolled_date": part["enrolled_date"]})
+    assert enr["family_id"].is_unique
+    pairs = enr.merge(rems, on="family_id")
+    d = (pairs["enrolled_date"] - pairs["removal_date"]).dt.days
+    d = d[d >= 5].groupby(pairs["family_id"]).min().reindex(enr["family_id"])
+    assert d.notna().all() and d.max() <= 300 and 0.85 <= (d <= 120).mean() <= 0.99
     assert part["enrolled_date"].min() >= pd.Timestamp("2014-01-01")  # the program starts in 2014
     roles = part["parent_role"].value_counts(normalize=True)
     assert roles["mother"] > 0.6 and 0.1 < roles["father"] < 0.3 and roles["other"] > 0
+
+
+def test_any_episode_can_be_treated(big):
+    """Every removal is a referral: first removals, newborns removed later and re-entries alike.
+
+    An episode that could never be treated (say, one that ended before the family's only
+    chance to enrol) would differ from treatable ones in its outcomes, and a cohort that
+    compares served and unserved units at the same point in care would find an effect of a
+    program that does nothing.
+    """
+    fam = big.families.set_index("child_id")["family_id"]
+    ep = big.episodes.assign(family_id=big.episodes["child_id"].map(fam))
+    ep["episode"] = ep.groupby("child_id").cumcount() + 1
+    part = big.participation
+    enrol = pd.Series(part["enrolled_date"].to_numpy(), index=part["family_id"].fillna(part["child_id"].map(fam)).to_numpy())
+    e = ep["family_id"].map(enrol)
+    treated = (e >= ep["removal_date"]) & (ep["discharge_date"].isna() | (e < ep["discharge_date"]))
+    again = ep["episode"] > 1
+    assert treated[~again].sum() > 500 and treated[again].sum() > 20  # re-entries are treated too
+    assert treated[again].mean() > 0.25 * treated[~again].mean()
+    # families that enrol at a later removal (a re-entry or a newborn), years after the first
+    late = (enrol - ep.groupby("family_id")["removal_date"].min().reindex(enrol.index)).dt.days > 400
+    assert late.sum() > 20
 
 
 # --------------------------------------------------------------------------- potential outcomes

@@ -16,7 +16,19 @@ from .balance import Balance, balance
 from .cohort import Cohort, SampleFlow, build_cohort
 from .config import Config
 from .errors import ConfigError, DataError, PpevalError
-from .estimate import EffectResults, estimate
+from .estimate import (
+    AalenJohansen,
+    CoxPH,
+    Effect,
+    EffectResults,
+    FineGray,
+    KaplanMeier,
+    dose_response,
+    estimate,
+    evalue,
+    rosenbaum_bounds,
+    subgroup_effects,
+)
 from .evaluation import Evaluation
 from .extract import Extract, InputFile
 from .indicators import cfsr_indicators
@@ -31,6 +43,15 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AalenJohansen",
+    "CoxPH",
+    "Effect",
+    "FineGray",
+    "KaplanMeier",
+    "dose_response",
+    "evalue",
+    "rosenbaum_bounds",
+    "subgroup_effects",
     "Balance",
     "EffectResults",
     "Evaluation",

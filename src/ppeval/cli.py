@@ -7,23 +7,69 @@ User errors print a message, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import PpevalError
+
+#: Exit status of an unexpected error (a bug in ppeval): 0, 1 and 2 keep their meaning.
+INTERNAL_ERROR = 3
+
+
+class _Redactor:
+    """Keeps the identifiers of the loaded extract out of everything the command prints.
+
+    Messages, progress lines and warnings pass through it. Until an extract is loaded there
+    is nothing to hide; after that each text is checked with an
+    :class:`~ppeval.privacy.IdentifierGuard` of the extract (built once, on first use), and a
+    child, family or report id becomes ``[child id]`` (etc.), a birth date ``[birth date]``.
+    Problems name file, row and column instead, so nothing a user needs is lost.
+    """
+
+    def __init__(self) -> None:
+        self._source: Callable[[], Any] | None = None
+        self._guard: Any = None
+
+    def watch(self, source: Callable[[], Any]) -> None:
+        """``source()`` returns the loaded Extract, or None while nothing is loaded."""
+        self._source = source
+        self._guard = None
+
+    def _get_guard(self) -> Any:
+        if self._guard is None and self._source is not None:
+            ext = self._source()
+            if ext is not None:
+                from .privacy import IdentifierGuard
+
+                self._guard = IdentifierGuard.from_extract(ext)
+        return self._guard
+
+    def __call__(self, text: str, *, dates: bool = True) -> str:
+        guard = self._get_guard()
+        return text if guard is None else guard.redact(text, dates=dates)
 
 
 class _Progress:
     """Stage-by-stage progress on stderr for long command-line runs."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, redact: _Redactor | None = None):
         self.quiet = quiet
         self.t0 = time.perf_counter()
+        self.redact = redact or _Redactor()
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+            text = self.redact(message, dates=False)
+            print(f"[{time.perf_counter() - self.t0:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def notice(self, command: str, message: str) -> None:
+        """A message the user must see even with ``--quiet`` (on stderr)."""
+        print(f"ppeval {command}: {self.redact(message, dates=False)}", file=sys.stderr, flush=True)
 
 
 def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
@@ -40,10 +86,12 @@ def _validate(config: Path, progress: _Progress) -> int:
 
     progress(f"loading {config}")
     ext = load_extract(config)
+    progress.redact.watch(lambda: ext)
     progress(f"loaded {ext!r}; validating")
     report = ext.validate()
     for problem in report.problems:
-        print(problem)
+        # problems never repeat an id (file, row and column locate it); the redactor makes sure
+        print(progress.redact(str(problem), dates=False))
     print(report.summary())
     return 1 if report.has_errors else 0
 
@@ -61,10 +109,11 @@ def _load_valid(config: Path, progress: _Progress):
     cfg = Config.from_toml(config)
     progress(f"loading {config}")
     ext = load_extract(cfg)
+    progress.redact.watch(lambda: ext)
     report = ext.validate()
     if report.has_errors:
         for problem in report.errors:
-            print(problem, file=sys.stderr)
+            print(progress.redact(str(problem), dates=False), file=sys.stderr)
         raise DataError(f"the extract failed validation ({report.summary()}); run 'ppeval validate {config}'")
     progress(f"loaded and validated {ext!r} ({report.summary()})")
     return cfg, ext
@@ -118,6 +167,7 @@ def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False,
     from .report import write_report
 
     ev = Evaluation.from_toml(config, progress=progress)
+    progress.redact.watch(lambda: ev._extract)
     _check_inputs_unchanged(ev, out, progress)
     write_report(ev, out, pdf=pdf, charts_only=charts_only)
     progress(f"wrote {out}")
@@ -127,19 +177,30 @@ def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False,
 
 
 def _check_inputs_unchanged(ev, out: Path, progress: _Progress) -> None:
-    """Say which input changed since the previous report in ``out`` (a rerun is otherwise identical)."""
+    """Say which input changed since the previous report in ``out`` (a rerun on the same
+    inputs and config is byte-identical, so a different report has a reason to be named).
+
+    Shown even with ``--quiet``: the previous report's numbers are about to be replaced.
+    """
     import json
 
     previous = out / "results.json"
-    if not previous.exists():
+    if not previous.is_file():
         return
     try:
-        old = {f["path"]: f["sha256"] for f in json.loads(previous.read_text(encoding="utf-8")).get("inputs", [])}
-    except (ValueError, KeyError, TypeError):
-        return
-    for f in ev.extract.provenance():
-        if f["path"] in old and old[f["path"]] != f["sha256"]:
-            progress(f"input changed since the previous report: {f['path']}")
+        old_inputs = json.loads(previous.read_text(encoding="utf-8")).get("inputs", [])
+        old = {f["path"]: f["sha256"] for f in old_inputs}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # not a report of ours (or damaged): nothing to compare with
+    now = {f["path"]: f["sha256"] for f in ev.extract.provenance()}
+    for path, digest in now.items():
+        if path not in old:
+            progress.notice("report", f"input added since the previous report: {path}")
+        elif old[path] != digest:
+            progress.notice("report", f"input changed since the previous report: {path}")
+    for path in old:
+        if path not in now:
+            progress.notice("report", f"input no longer read since the previous report: {path}")
 
 
 def _cmd_report(args: argparse.Namespace, progress: _Progress) -> int:
@@ -210,15 +271,57 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    progress = _Progress(quiet=args.quiet)
+    redact = _Redactor()
+    progress = _Progress(quiet=args.quiet, redact=redact)
     try:
-        return int(args.func(args, progress) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(redact)
+            return int(args.func(args, progress) or 0)
     except PpevalError as exc:
-        print(f"ppeval {args.command}: {exc}", file=sys.stderr)
+        print(f"ppeval {args.command}: {_safe(redact, str(exc))}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("ppeval: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"ppeval {args.command}: out of memory; for a large extract try [data] engine = \"duckdb\"", file=sys.stderr)
+        return INTERNAL_ERROR
+    except OSError as exc:
+        # a file that cannot be written or read (permissions, a full disk): not a bug
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"ppeval {args.command}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("PPEVAL_DEBUG"):
+            raise
+        # No traceback: it can quote data values, and the message is what a user can act on.
+        detail = _safe(redact, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        print(
+            f"ppeval {args.command}: unexpected error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+            "this is a bug in ppeval: please report it (set PPEVAL_DEBUG=1 to see where it happened)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+def _safe(redact: _Redactor, text: str, limit: int = 2000) -> str:
+    """A message with the extract's identifiers replaced, cut to ``limit`` characters."""
+    try:
+        text = redact(text)
+    except Exception:  # the guard itself failed: show no detail rather than risk an id
+        return "(details withheld)"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _warning_printer(redact: _Redactor) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line, identifiers redacted."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+        where = f"{Path(filename).parent.name}/{Path(filename).name}:{lineno}"
+        text = _safe(redact, str(message).strip().splitlines()[0] if str(message).strip() else "", 500)
+        print(f"ppeval: warning: {category.__name__}: {text} ({where})", file=sys.stderr, flush=True)
+
+    return show
 
 
 if __name__ == "__main__":

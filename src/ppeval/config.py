@@ -18,10 +18,11 @@ ppeval.errors.ConfigError: config: unknown key 'cohrt'; did you mean 'cohort'?
 
 from __future__ import annotations
 
+import codecs
 import copy
 import difflib
 import tomllib
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,23 @@ def _check_source(src: dict[str, Any], where: str) -> dict[str, Any]:
         raise ConfigError(f"config: {where} needs 'path', 'paths' or (for SQL) 'url' and 'query'")
     if src.get("url") and not src.get("query"):
         raise ConfigError(f"config: {where} has 'url' but no 'query'")
-    return _check(src, _SOURCE_SPEC, where, [])
+    checked = _check(src, _SOURCE_SPEC, where, [])
+    if checked.get("paths") is not None:
+        _check_paths(checked["paths"], f"{where}.paths")
+    for key, value in (checked.get("params") or {}).items():
+        # bound by the database driver as one value each: never a list or a table
+        if isinstance(value, (list, dict)) or not isinstance(value, (str, int, float, bool, date)):
+            raise ConfigError(
+                f"config: {where}.params.{key} must be one value (text, number, true/false or a date), "
+                f"got {type(value).__name__}"
+            )
+    return checked
+
+
+def _check_paths(paths: list[Any], where: str) -> None:
+    for p in paths:
+        if not isinstance(p, str) or not p.strip():
+            raise ConfigError(f"config: {where} must list file paths as text, got {p!r}")
 
 
 class Config(dict):
@@ -187,12 +204,27 @@ class Config(dict):
     @classmethod
     def from_toml(cls, path: str | Path) -> Config:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a config file (give the path of the .toml file)")
         try:
-            text = path.read_bytes().decode("utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: the config file cannot be read ({exc.strerror or exc})") from None
+        if data.startswith(codecs.BOM_UTF8):  # Windows Notepad saves UTF-8 with a byte-order mark
+            data = data[len(codecs.BOM_UTF8) :]
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: the config file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            hint = (
+                "; it looks UTF-16 encoded: save it as UTF-8"
+                if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:200]
+                else ""
+            )
+            raise ConfigError(
+                f"{path}: the config file is not UTF-8 text ({exc.reason} at byte {exc.start}){hint}"
+            ) from None
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -226,7 +258,9 @@ class Config(dict):
                 data[preset] = _check(data[preset], _PRESET_SPEC, f"data.{preset}", [])
                 if not data[preset]["paths"]:
                     raise ConfigError(f"config: data.{preset} lists no files")
+                _check_paths(data[preset]["paths"], f"data.{preset}")
         _check_choices(cfg)
+        _check_outcomes(cfg)
         return cfg
 
     def resolve(self, path: str | Path) -> Path:
@@ -260,13 +294,51 @@ def _check_choices(cfg: Config) -> None:
             )
     if cfg["report"]["suppress_below"] < 1:
         raise ConfigError("config: report.suppress_below must be at least 1")
+    if not 0 <= cfg["seed"] < 2**32:
+        raise ConfigError(f"config: seed = {cfg['seed']} must be a whole number from 0 to {2**32 - 1}")
+    lo, hi = cfg["cohort"].get("entry_from"), cfg["cohort"].get("entry_to")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"config: cohort.entry_from ({lo}) is after cohort.entry_to ({hi})")
     if cfg["matching"]["ratio"] < 1:
         raise ConfigError("config: matching.ratio must be at least 1")
     if cfg["matching"]["caliper_sd"] is not None and cfg["matching"]["caliper_sd"] <= 0:
         raise ConfigError("config: matching.caliper_sd must be positive")
 
 
+_OUTCOME_KEYS = ("windows_months",)
+_MAX_WINDOW_MONTHS = 240
+
+
+def _check_outcomes(cfg: Config) -> None:
+    """``[outcomes]``: names the design defines, each with ``windows_months`` = whole months."""
+    from .outcomes import IN_CARE_OUTCOMES, PREVENTION_OUTCOMES
+
+    design = cfg["cohort"]["design"]
+    known = IN_CARE_OUTCOMES if design == "in_care" else PREVENTION_OUTCOMES
+    for name, spec in cfg["outcomes"].items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(known)}"
+            raise ConfigError(f"config: outcomes.{name} is not an outcome of the {design} design{hint}")
+        for key in spec:
+            if key not in _OUTCOME_KEYS:
+                raise ConfigError(f"config: outcomes.{name}: unknown key {key!r}{_suggest(key, list(_OUTCOME_KEYS))}")
+        months = spec.get("windows_months", [])
+        if not isinstance(months, list) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= _MAX_WINDOW_MONTHS for m in months
+        ):
+            raise ConfigError(
+                f"config: outcomes.{name}.windows_months must be a list of whole months from 1 to "
+                f"{_MAX_WINDOW_MONTHS}, e.g. [12, 24]; got {months!r}"
+            )
+
+
 def _parse_date(value: Any, where: str) -> date:
+    if isinstance(value, datetime):
+        # a TOML date-time: accepted only when it is a plain date at midnight
+        if value.tzinfo is None and value.time() == datetime.min.time():
+            return value.date()
+        raise ConfigError(f"config: {where} = {value.isoformat()} must be a date without a time (YYYY-MM-DD)")
     if isinstance(value, date):
         return value
     try:

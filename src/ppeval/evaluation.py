@@ -20,6 +20,7 @@ and the days in care within 12 months; when the config leaves them out they are 
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -197,10 +198,27 @@ class Evaluation:
             if missing:
                 raise ConfigError(f"propensity.covariates {missing} are not cohort columns; available: {', '.join(self.cohort.covariates)}")
             return list(configured)
-        chosen = [c for c in self.cohort.covariates if data[c].nunique(dropna=False) > 1]
+        # (a family cohort may list child-level names it aggregated under other names)
+        chosen = [c for c in self.cohort.covariates if c in data and data[c].nunique(dropna=False) > 1]
         dropped = sorted(set(self.cohort.covariates) - set(chosen))
         if dropped:
             self.notes.append(f"covariates constant in this cohort and left out of the propensity model: {', '.join(dropped)}")
+        # a yes/no covariate seen in one arm only (or in a handful of units) separates the arms
+        # and the logistic model has no finite fit: the default list leaves it out
+        arm = data["treated"].astype(bool)
+        rare = []
+        for c in chosen:
+            s = data[c]
+            if c not in CATEGORICAL and pd.api.types.is_numeric_dtype(s) and (s[arm].nunique() <= 1 or s[~arm].nunique() <= 1):
+                rare.append(c)  # constant in one arm: any other value predicts the other arm
+                continue
+            if s.dropna().isin([0, 1, True, False]).all() and s.nunique(dropna=True) == 2:
+                yes = s.fillna(False).astype(bool)
+                if (yes & arm).sum() == 0 or (yes & ~arm).sum() == 0 or yes.sum() < 10 or (~yes).sum() < 10:
+                    rare.append(c)
+        if rare:
+            self.notes.append(f"covariates left out of the propensity model because they separate the arms (constant in one arm, or a yes/no seen in one arm or in fewer than 10 units): {', '.join(rare)}")
+            chosen = [c for c in chosen if c not in rare]
         return chosen
 
     @cached_property
@@ -236,9 +254,10 @@ class Evaluation:
         from .propensity import propensity
 
         p = self.config["propensity"]
+        data = self.model_data  # earlier stages announce themselves first
         self._say(f"fitting the propensity model ({p['model']})")
         return propensity(
-            self.model_data,
+            data,
             treatment="treated",
             covariates=self.covariates,
             model=p["model"],
@@ -284,8 +303,9 @@ class Evaluation:
     def balance(self):
         from .balance import balance
 
+        matched = self.matched
         self._say("checking balance")
-        return balance(self.matched, covariates=self.covariates)
+        return balance(matched, covariates=self.covariates)
 
     @cached_property
     def estimates(self) -> dict[str, Any]:
@@ -293,18 +313,28 @@ class Evaluation:
         from .estimate import estimate
 
         out = {}
+        matched = self.matched
         for name, months in self.outcomes.items():
-            if f"{name}_status" not in self.matched.data:
+            if f"{name}_status" not in matched.data:
                 continue
             self._say(f"estimating effects on {name}")
+            kwargs: dict[str, Any] = {}
             if name == "time_in_care":
                 # days in care are not a binary window: the hazard of leaving care and the
                 # restricted mean time in care up to the longest window; means by arm are in
                 # days_in_care()
-                horizon = float(max(months or [12]) * 365 // 12)
-                out[name] = estimate(self.matched, outcome=name, windows=[], horizon=horizon)
-            else:
-                out[name] = estimate(self.matched, outcome=name)
+                kwargs = {"windows": [], "horizon": float(max(months or [12]) * 365 // 12)}
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    out[name] = estimate(self.matched, outcome=name, **kwargs)
+                except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError) as exc:
+                    # one outcome that cannot be estimated (too few events, a model that does
+                    # not converge) must not cost the whole report: it is listed instead
+                    self.notes.append(f"{name}: effects not estimated ({exc})")
+            # a library call stays quiet: numerical warnings become notes in the report
+            for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                self.notes.append(f"{name}: {msg}")
         return out
 
     @cached_property
@@ -359,7 +389,13 @@ class Evaluation:
     def effects_table(self) -> pd.DataFrame:
         """All effects of all outcomes in one tidy table."""
         frames = [res.to_frame() for res in self.estimates.values()]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if not frames:
+            return pd.DataFrame()
+        with warnings.catch_warnings():
+            # all-NA columns (no window for hazard ratios) keep their dtype: pandas warns
+            # about a future change that does not affect this table
+            warnings.simplefilter("ignore", FutureWarning)
+            return pd.concat(frames, ignore_index=True)
 
     def report(self, out: str | Path, pdf: bool = False) -> Path:
         """Write the report, charts, tables and results.json into ``out`` (atomically)."""
@@ -369,15 +405,38 @@ class Evaluation:
 
     # display ------------------------------------------------------------------------
     def _repr_html_(self) -> str:
-        parts = [f"<h3>{html.escape(self.config['title'])}</h3>"]
+        """A compact dashboard: sample flow, balance verdict and headline effects.
+
+        Shows what has been computed so far and computes what is missing (a notebook cell
+        that displays the evaluation runs it). A stage that fails shows its message in
+        place of its panel. Unit-level data are never shown; counts are as computed (the
+        published report is where small cells are suppressed).
+        """
+        title = html.escape(self.config["title"])
+        c = self.config["cohort"]
+        parts = [f"<div class='ppeval-dashboard'><h3>{title}</h3>",
+                 f"<p>{html.escape(c['design'])} design, unit: {html.escape(c['unit'])}; "
+                 f"entries {html.escape(str(c['entry_from'] or '…'))} to {html.escape(str(c['entry_to'] or '…'))}</p>"]
         try:
-            parts.append(self.cohort.flow.to_frame().to_html(index=False))
+            flow = self.cohort.flow.to_frame()
+            flow = flow[flow["kind"] == "step"][["step", "treated", "comparison"]]
+            parts.append("<h4>Sample flow</h4>" + flow.to_html(index=False))
+            counts = self.matched.counts
+            parts.append(f"<p>Matched: {counts.get('treated_matched')} treated, {counts.get('comparison_matched')} comparison "
+                         f"({counts.get('treated_unmatched')} treated unmatched).</p>")
             bal = self.balance
-            parts.append(f"<p>Balance after matching: max |SMD| = {bal.max_abs_smd_after:.3f}</p>")
-            parts.append(self.effects_table()[["outcome", "measure", "window_months", "estimate", "ci_low", "ci_high", "p_value"]].to_html(index=False, float_format=lambda v: f"{v:.3g}"))
-        except Exception as exc:  # a dashboard shows what it can
+            verdict = "balanced" if bal.passed else "NOT balanced"
+            colour = "#007a4d" if bal.passed else "#b03a00"
+            parts.append(f"<h4>Balance</h4><p style='color:{colour}'><b>{verdict}</b>: max |SMD| {bal.max_abs_smd_before:.3f} before, "
+                         f"{bal.max_abs_smd_after:.3f} after matching.</p>")
+            eff = self.effects_table()
+            if not eff.empty:
+                head = eff[eff["measure"].isin(["hazard_ratio", "risk_difference"])]
+                cols = ["outcome", "measure", "window_months", "estimate", "ci_low", "ci_high", "p_value"]
+                parts.append("<h4>Headline effects</h4>" + head[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep=""))
+        except Exception as exc:  # a dashboard shows what it can, and why the rest is missing
             parts.append(f"<p><b>Not available:</b> {html.escape(str(exc))}</p>")
-        return "".join(parts)
+        return "".join(parts) + "</div>"
 
     def __repr__(self) -> str:
         return f"Evaluation({self.config['title']!r}, design={self.config['cohort']['design']}, unit={self.config['cohort']['unit']})"

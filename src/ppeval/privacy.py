@@ -1094,8 +1094,12 @@ class IdentifierGuard:
 
     # -- low level -----------------------------------------------------------------------
 
-    def _scan_free(self, text: str, emit: Callable[[str, int], None], *, numeric_ids: bool = True) -> None:
-        """Find ids (as tokens) and birth dates in free text; ``emit(kind, offset)``."""
+    def _scan_free(self, text: str, emit: Callable[[str, int], None], *, numeric_ids: bool = True,
+                   spans: list[tuple[int, int, str]] | None = None, dates: bool = True) -> None:
+        """Find ids (as tokens) and birth dates in free text; ``emit(kind, offset)``.
+
+        ``spans``, when given, also receives ``(start, end, kind)`` of every match.
+        """
         low = text.lower()
         if self._first:
             for m in _TOKEN.finditer(low):
@@ -1117,12 +1121,16 @@ class IdentifierGuard:
                         continue
                     for kind in sorted(kinds):
                         emit(kind, start)
-        if self._dates:
+                        if spans is not None:
+                            spans.append((start, end, kind))
+        if self._dates and dates:
             for pattern, form in _DATE_PATTERNS:
                 for m in pattern.finditer(low):
                     d = _match_date(m, form)
                     if d is not None and d in self._dates and m.group(0).strip() not in self._allow_tokens:
                         emit(BIRTH_DATE, m.start())
+                        if spans is not None:
+                            spans.append((m.start(), m.end(), BIRTH_DATE))
 
     def _text_findings(self, text: str, where: str, out: _Collector, *, part: str | None = None,
                        lines: bool = True, column: str | None = None, numeric_ids: bool = True) -> None:
@@ -1271,6 +1279,37 @@ class IdentifierGuard:
                     continue
                 findings.extend(self.scan_file(p, p.relative_to(root).as_posix()))
         return findings
+
+    def redact(self, text: str, *, dates: bool = True) -> str:
+        """``text`` with every id replaced by ``[child id]`` (etc.) and, with ``dates``, every
+        birth date by ``[birth date]``: for messages and logs, which must never repeat one.
+
+        Ids are matched as in free text (see the class notes: purely numeric ids only from
+        ``min_numeric_digits`` digits). Pass ``dates=False`` where dates of other kinds are
+        expected (a validation message quoting a removal date).
+
+        Examples
+        --------
+        >>> g = IdentifierGuard(child_ids=["C000123"], family_ids=["F0042"], birth_dates=["2015-03-04"])
+        >>> g.redact("siblings differ (e.g. family F0042); child C000123 born 2015-03-04")
+        'siblings differ (e.g. family [family id]); child [child id] born [birth date]'
+        >>> g.redact("removed 2015-03-04", dates=False)
+        'removed 2015-03-04'
+        """
+        spans: list[tuple[int, int, str]] = []
+        self._scan_free(text, lambda _k, _o: None, spans=spans, dates=dates)
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        for start, end, kind in sorted(spans, key=lambda x: (x[0], -x[1])):
+            if start < pos:  # overlaps a span already replaced
+                continue
+            out.append(text[pos:start])
+            out.append(f"[{kind}]")
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
 
     def check_text(self, text: str, where: str) -> None:
         """Raise :class:`PrivacyError` if ``text`` contains an identifier."""

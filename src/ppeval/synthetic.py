@@ -579,24 +579,90 @@ def _recurrence_day(e_rec: np.ndarray, lp: np.ndarray, hr: np.ndarray | float, d
 # --------------------------------------------------------------------------- batches of episodes
 @dataclass
 class _Batch:
-    """Episodes that start together in the simulation (first removals, or re-entries)."""
+    """Episodes that start together in the simulation (first removals, or re-entries).
+
+    Holds every random number of its episodes (exits, re-entry, recurrence), so any world
+    (untreated, or treated from some day on) can be resolved from the same numbers.
+    """
 
     child: np.ndarray
     rem: np.ndarray
-    kind: int  # 0 prior (ended before the main removal), 1 main, 2 re-entry
+    kind: int  # 1 main (first removal), 2 re-entry
     cov: dict[str, np.ndarray]
     lat: dict[str, np.ndarray]
+    post: dict[str, np.ndarray]  # re-entry and recurrence variates, report lag of a re-entry
     w0: dict[str, np.ndarray]  # the untreated world
+    prev_dis: np.ndarray
+    report_lag: np.ndarray
 
 
 def _start_batch(rng: np.random.Generator, pop: _Population, child: np.ndarray, rem: np.ndarray, prior: np.ndarray,
-                 kind: int, extract: int) -> _Batch:
+                 kind: int, extract: int, prev_dis: np.ndarray | None = None,
+                 report_lag: np.ndarray | None = None) -> _Batch:
     """Draw the random numbers of a batch and resolve its untreated world."""
     rem = rem.astype(float)
     cov = _episode_covariates(pop, child, rem, prior.astype(float))
     lat = _draw_exit_latents(rng, pop, child)
+    fm, nf = pop.fam[child], pop.n_fam
+    e_re, u_re = _shared(rng, fm, nf), _shared(rng, fm, nf, draw="unif")
+    lag = np.floor(_shared(rng, fm, nf, draw="unif") * 11.0)
+    e_rec = _shared(rng, fm, nf)
+    post = {"e_re": e_re, "u_re": u_re, "lag": lag, "e_rec": e_rec}
+    nan = np.full(len(child), np.nan)
+    b = _Batch(child, rem, kind, cov, lat, post, {}, nan if prev_dis is None else prev_dis,
+               nan if report_lag is None else report_lag)
     t0, r0, tpr0 = _resolve_exits(cov, lat, rem, np.full(len(child), np.inf), 1.0, 1.0)
-    return _Batch(child, rem, kind, cov, lat, _discretise(rem, t0, r0, tpr0, extract))
+    b.w0 = _after_discharge(pop, b, _discretise(rem, t0, r0, tpr0, extract), 1.0, 1.0, extract)
+    return b
+
+
+def _after_discharge(pop: _Population, b: _Batch, w: dict[str, np.ndarray], hr_re: np.ndarray | float,
+                     hr_rec: np.ndarray | float, extract: int) -> dict[str, np.ndarray]:
+    """Add the re-entry, its report and the maltreatment recurrence after a world's discharge."""
+    with np.errstate(invalid="ignore"):
+        infant_at_dis = ((w["dis"] - pop.birth[b.child]) / _YEAR < 1.0).astype(float)
+    lp_re = 0.35 * b.cov["drugs"] + 0.30 * b.cov["prior"]
+    re = _reentry(b.post["u_re"], b.post["e_re"], lp_re + 0.2 * infant_at_dis, hr_re, w["dis"], w["reason"],
+                  b.cov["b18"], extract)
+    rep = np.where(np.isnan(re), np.nan, np.maximum(re - b.post["lag"], w["dis"] + 1.0))
+    rec = _recurrence_day(b.post["e_rec"], 0.3 * b.cov["drugs"], hr_rec, w["dis"], w["reason"], b.cov["b18"], extract, rep)
+    return {**w, "reentry": re, "reentry_report": rep, "recurrence": rec}
+
+
+def _treated_world(pop: _Population, b: _Batch, treated: np.ndarray, enrol_day: np.ndarray, hr_r: np.ndarray | float,
+                   fx: Mapping[str, float], extract: int) -> dict[str, np.ndarray]:
+    """The world in which ``treated`` episodes have the program from ``enrol_day`` on (others as untreated)."""
+    if not treated.any():
+        return b.w0
+    d = np.where(treated, enrol_day - b.rem, np.inf)
+    t1, r1, tpr1 = _resolve_exits(b.cov, b.lat, b.rem, d, np.where(treated, hr_r, 1.0), fx["tpr_hr"])
+    w1 = _discretise(b.rem, t1, r1, tpr1, extract)
+    return _after_discharge(pop, b, w1, np.where(treated, fx["reentry_hr"], 1.0),
+                            np.where(treated, fx["recurrence_hr"], 1.0), extract)
+
+
+def _observe(b: _Batch, w1: dict[str, np.ndarray], treated: np.ndarray, enrol_day: np.ndarray,
+             keep: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Observed episodes (treated ones from ``w1``), both potential worlds, and the recurrence reports.
+
+    ``keep`` selects the rows that are part of the observed history.
+    """
+    keep = np.ones(len(b.child), bool) if keep is None else keep
+    obs = {k: np.where(treated, w1[k], b.w0[k])[keep] for k in b.w0}
+    observed = {
+        "child": b.child[keep], "rem": b.rem[keep], "dis": obs["dis"], "reason": obs["reason"].astype("int8"),
+        "tpr": obs["tpr"], "kind": np.full(int(keep.sum()), b.kind, dtype="int8"), "prev_dis": b.prev_dis[keep],
+        "treated": treated[keep], "enrol": np.where(treated, enrol_day, np.nan)[keep], "report_lag": b.report_lag[keep],
+        "reentry": obs["reentry"], "reentry_report_lag": b.post["lag"][keep],
+    }
+    potential = {"child": b.child, "rem": b.rem, "enrol": np.where(treated, enrol_day, np.nan), "treated": treated,
+                 "b18": b.cov["b18"]}
+    for wi, w in ((0, b.w0), (1, w1)):
+        for key in ("dis", "reason", "tpr", "reentry", "reentry_report", "recurrence"):
+            potential[f"{key}_{wi}"] = w[key]
+    rec = obs["recurrence"]
+    has = ~np.isnan(rec)
+    return observed, potential, {"child": observed["child"][has], "day": rec[has], "kind": 3, "subst": True}
 
 
 def _finish_batch(rng: np.random.Generator, pop: _Population, b: _Batch, treated: np.ndarray, enrol_day: np.ndarray,
@@ -605,45 +671,12 @@ def _finish_batch(rng: np.random.Generator, pop: _Population, b: _Batch, treated
     """Treated world, re-entry and recurrence of a batch; returns (observed, potential, recurrence reports).
 
     ``treated`` episodes have the program from ``enrol_day`` on (a day number); the others
-    are the same in both worlds. Every random number is drawn whether or not any episode is
-    treated, so the draws (and the data) do not depend on who enrolled.
+    are the same in both worlds. Every random number was drawn by :func:`_start_batch`,
+    whether or not any episode is treated, so the draws (and the data) do not depend on who
+    enrolled.
     """
-    fm = pop.fam[b.child]
-    nf = pop.n_fam
-    e_re, u_re = _shared(rng, fm, nf), _shared(rng, fm, nf, draw="unif")
-    lag = np.floor(_shared(rng, fm, nf, draw="unif") * 11.0)
-    e_rec = _shared(rng, fm, nf)
-    if treated.any():
-        d = np.where(treated, enrol_day - b.rem, np.inf)
-        t1, r1, tpr1 = _resolve_exits(b.cov, b.lat, b.rem, d, np.where(treated, hr_r, 1.0), fx["tpr_hr"])
-        w1 = _discretise(b.rem, t1, r1, tpr1, extract)
-    else:
-        w1 = b.w0
-    lp_re = 0.35 * b.cov["drugs"] + 0.30 * b.cov["prior"]
-    world = []
-    for w, hr_re, hr_rec in ((b.w0, 1.0, 1.0), (w1, np.where(treated, fx["reentry_hr"], 1.0),
-                                                 np.where(treated, fx["recurrence_hr"], 1.0))):
-        with np.errstate(invalid="ignore"):
-            infant_at_dis = ((w["dis"] - pop.birth[b.child]) / _YEAR < 1.0).astype(float)
-        re = _reentry(u_re, e_re, lp_re + 0.2 * infant_at_dis, hr_re, w["dis"], w["reason"], b.cov["b18"], extract)
-        rep = np.where(np.isnan(re), np.nan, np.maximum(re - lag, w["dis"] + 1.0))
-        rec = _recurrence_day(e_rec, 0.3 * b.cov["drugs"], hr_rec, w["dis"], w["reason"], b.cov["b18"], extract, rep)
-        world.append({**w, "reentry": re, "reentry_report": rep, "recurrence": rec})
-    obs = {k: np.where(treated, world[1][k], world[0][k]) for k in world[0]}
-    observed = {
-        "child": b.child, "rem": b.rem, "dis": obs["dis"], "reason": obs["reason"].astype("int8"), "tpr": obs["tpr"],
-        "kind": np.full(len(b.child), b.kind, dtype="int8"), "prev_dis": prev_dis, "treated": treated,
-        "enrol": np.where(treated, enrol_day, np.nan), "report_lag": report_lag,
-        "reentry": obs["reentry"], "reentry_report_lag": lag,
-    }
-    potential = {"child": b.child, "rem": b.rem, "enrol": np.where(treated, enrol_day, np.nan), "treated": treated,
-                 "b18": b.cov["b18"]}
-    for wi in (0, 1):
-        for key in ("dis", "reason", "tpr", "reentry", "reentry_report", "recurrence"):
-            potential[f"{key}_{wi}"] = world[wi][key]
-    rec = obs["recurrence"]
-    has = ~np.isnan(rec)
-    return observed, potential, {"child": b.child[has], "day": rec[has], "kind": 3, "subst": True}
+    b.prev_dis, b.report_lag = prev_dis, report_lag
+    return _observe(b, _treated_world(pop, b, treated, enrol_day, hr_r, fx, extract), treated, enrol_day)
 
 
 def _chain(rng: np.random.Generator, pop: _Population, first: dict[str, np.ndarray], extract: int,
@@ -652,9 +685,9 @@ def _chain(rng: np.random.Generator, pop: _Population, first: dict[str, np.ndarr
            max_reentries: int = 3) -> list[dict[str, np.ndarray]]:
     """Re-entries after discharges home, up to ``max_reentries`` deep.
 
-    A re-entry episode that is open on the day its family enrols (a sibling who went home
-    early and came back) is treated like a main episode: the cohort counts any episode that
-    covers the enrolment as treated, so the program acts on it too.
+    A re-entry episode that is open on the day its family enrols is treated like a main
+    episode: the cohort counts any episode that covers the enrolment as treated, so the
+    program acts on it too.
     """
     batches: list[dict[str, np.ndarray]] = []
     cur = first
@@ -675,6 +708,20 @@ def _chain(rng: np.random.Generator, pop: _Population, first: dict[str, np.ndarr
         batches.append(obs)
         cur = obs
     return batches
+
+
+def _untreated_reentries(rng: np.random.Generator, pop: _Population, child: np.ndarray, day: np.ndarray,
+                         prev_dis: np.ndarray, lag: np.ndarray, left: np.ndarray, extract: int) -> list[_Batch]:
+    """Re-entries (untreated world) on ``day`` (NaN = none), each child at most ``left`` more deep."""
+    batches: list[_Batch] = []
+    while True:
+        go = ~np.isnan(day) & (left > 0)
+        if not go.any():
+            return batches
+        b = _start_batch(rng, pop, child[go], day[go], np.ones(int(go.sum()), bool), 2, extract,
+                         prev_dis=prev_dis[go], report_lag=lag[go])
+        batches.append(b)
+        child, day, prev_dis, lag, left = b.child, b.w0["reentry"], b.w0["dis"], b.post["lag"], left[go] - 1
 
 
 def _tpr_parents(rng: np.random.Generator, pop: _Population, child: np.ndarray, tpr: np.ndarray, dis: np.ndarray,
@@ -778,83 +825,145 @@ def _simulate_in_care(rng: np.random.Generator, n_children: int, fx: Mapping[str
         pop.birth[pick] = rem[pick] - np.floor((18.02 + 0.8 * rng.random(k)) * _YEAR)
     pop.age = (pop.ref[fam] - pop.birth) / _YEAR
 
-    # prior removals: an earlier episode that ended at home, for some families; always in the files
-    prior_f = removed_f & (rng.random(nf) < 0.12)
-    p_rem_f = pop.ref - np.floor(400 + 1200 * rng.random(nf))
-    prior_f &= p_rem_f >= _day(FIRST_DATE)
-    p_len_f = 20.0 + np.floor(rng.gamma(2.0, 110.0, nf))
-    p_reason_f = np.where(rng.random(nf) < 0.88, _R["reunification"], _R["relative"]).astype("int8")
-    p_lag_f = np.floor(11 * rng.random(nf))
-    cand = np.flatnonzero(removed & prior_f[fam] & ~born_later & (pop.birth < p_rem_f[fam]))
-    p_rem = p_rem_f[fam[cand]]
-    # the prior discharge must fall in an earlier reporting period than the main removal
-    cap = _period_start(_period_of(rem[cand].astype("int64"))).astype(float) - 1
-    p_dis = np.minimum(p_rem + p_len_f[fam[cand]], cap)
-    ok = p_dis >= p_rem + 1
-    pc, p_rem, p_dis = cand[ok], p_rem[ok], p_dis[ok]
-    n_pc = len(pc)
-    prior_batch = {
-        "child": pc, "rem": p_rem, "dis": p_dis, "reason": p_reason_f[fam[pc]], "tpr": np.full(n_pc, np.nan),
-        "kind": np.zeros(n_pc, dtype="int8"), "prev_dis": np.full(n_pc, np.nan), "treated": np.zeros(n_pc, bool),
-        "enrol": np.full(n_pc, np.nan), "report_lag": p_lag_f[fam[pc]],
-    }
-    has_prior = np.zeros(n, bool)
-    has_prior[pc] = True
-    prev_dis = np.full(n, np.nan)
-    prev_dis[pc] = p_dis
-
-    # main episodes: the untreated world first, to know who is still in care at enrolment
+    # the untreated history of every child: first removals (main), then re-entries after
+    # discharges home. Earlier removals of a child are re-entries of this model, so every
+    # episode, first or not, follows the same outcome model.
     mc = np.flatnonzero(removed)
     fm = fam[mc]
-    b = _start_batch(rng, pop, mc, rem[mc], has_prior[mc], 1, extract)
-    d_f = np.minimum(300.0, 5.0 + np.floor(rng.gamma(1.6, 28.0, nf)))
-    e_f = pop.ref + d_f
-    e_c = e_f[fm]
-    in_care_at_e = (b.rem <= e_c) & (b.w0["dis_raw"] > e_c)
-    no_tpr = np.isnan(b.w0["tpr_raw"]) | (b.w0["tpr_raw"] > e_c)
-    any_ok = np.zeros(nf, bool)
-    any_ok[fm[in_care_at_e & no_tpr]] = True
-    offered = removed_f & any_ok & (e_f >= start_day[pop.county]) & (e_f <= extract)
-    # confounded uptake: drug-related removals, infants' families and some counties enrol more
-    infant_f = np.zeros(nf, bool)
-    infant_f[fm[(b.cov["age"] < 1) & (b.rem == pop.ref[fm])]] = True
-    teen_only = np.ones(nf, bool)
-    teen_only[fm[b.cov["age"] < 13]] = False
-    drugs_f = pop.parent[:, _RI["parent_drugs"]]
-    x = (1.0 * drugs_f + 0.6 * infant_f + np.array([c.uptake for c in COUNTIES])[pop.county]
-         - 0.25 * prior_f - 0.3 * teen_only)
-    alpha = _solve_intercept(x[offered], fx["uptake"])
-    enrolled = offered & (rng.random(nf) < _expit(alpha + x))
+    main_lag = np.where(rem[mc] != pop.ref[fm], np.floor(4 * rng.random(len(mc))), np.floor(11 * rng.random(nf))[fm])
+    b = _start_batch(rng, pop, mc, rem[mc], np.zeros(len(mc), bool), 1, extract, report_lag=main_lag)
+    hist = [b, *_untreated_reentries(rng, pop, b.child, b.w0["reentry"], b.w0["dis"], b.post["lag"],
+                                     np.full(len(mc), _MAX_REENTRIES), extract)]
+
+    # the program: every removal is a referral. The family is offered the program d days
+    # after each removal (mostly 5-120) if a child is still in care then with no TPR, the
+    # program runs in its county and the family has not enrolled yet; it enrols at the
+    # first offer it accepts. Before enrolment the untreated history is the observed one.
+    e_f, offered_f = _enrolment(rng, pop, hist, start_day, fx, extract)
+    enrolled = ~np.isnan(e_f)
     ef = np.flatnonzero(enrolled)
     hours_f, z_f = np.zeros(nf), np.zeros(nf)
     hours_f[ef], z_f[ef] = _hours(rng, len(ef))
     hr_f = fx["reunification_hr"] * np.exp(fx["dose_slope"] * z_f)  # more hours, a little more benefit
-    enrol_f = np.where(enrolled, e_f, np.nan)
 
-    treated = enrolled[fm] & in_care_at_e
-    main_lag = np.where(rem[mc] != pop.ref[fm], np.floor(4 * rng.random(len(mc))), np.floor(11 * rng.random(nf))[fm])
-    main, pot, rec = _finish_batch(rng, pop, b, treated, e_c, hr_f[fm], fx, extract, prev_dis[mc], main_lag)
-    report_parts: list[dict[str, Any]] = [rec]
-    potentials = [pot]
-    later = _chain(rng, pop, main, extract, fx, enrol_f, hr_f, report_parts, potentials)
-    episodes = _concat_episodes([prior_batch, main, *later])
+    # treated: every episode open on its family's enrolment day (at most one per child). The
+    # program changes that episode and the child's history after it; the rest is untreated.
+    treated_depth = np.full(n, -1)
+    treated_k = []
+    for k, h in enumerate(hist):
+        e = e_f[pop.fam[h.child]]
+        with np.errstate(invalid="ignore"):
+            t = ~np.isnan(e) & (h.rem <= e) & (h.w0["dis_raw"] > e)
+        treated_k.append(t)
+        treated_depth[h.child[t]] = k
+    report_parts: list[dict[str, Any]] = []
+    potentials = []
+    observed = []
+    for k, h in enumerate(hist):
+        t = treated_k[k]
+        e = e_f[pop.fam[h.child]]
+        td = treated_depth[h.child]
+        keep = (td < 0) | (td >= k)  # episodes after a treated one are replaced below
+        w1 = _treated_world(pop, h, t, e, hr_f[pop.fam[h.child]], fx, extract)
+        obs, pot, rec = _observe(h, w1, t, e, keep)
+        observed.append(obs)
+        report_parts.append(rec)
+        potentials.append(pot if k == 0 else {key: v[t] for key, v in pot.items()})
+        if t.any():  # the treated world's re-entries (after enrolment: untreated episodes)
+            after = _untreated_reentries(rng, pop, h.child[t], w1["reentry"][t], w1["dis"][t], h.post["lag"][t],
+                                         np.full(int(t.sum()), _MAX_REENTRIES - k), extract)
+            for a in after:
+                o, _, r = _observe(a, a.w0, np.zeros(len(a.child), bool), np.full(len(a.child), np.nan))
+                observed.append(o)
+                report_parts.append(r)
+    episodes = _concat_episodes(observed)
 
-    focal = _first_per_family(pop, mc[treated])  # the youngest treated child of each family
+    tc = np.unique(np.concatenate([h.child[t] for h, t in zip(hist, treated_k, strict=True)]))
+    focal = _first_per_family(pop, tc)  # the youngest treated child of each family
     roster = _roster(rng, ef, e_f[ef], hours_f[ef], focal[ef], extract)
     report_parts += _family_reports(rng, pop, removed_f)
 
     potential = {k: np.concatenate([p[k] for p in potentials]) for k in potentials[0]}
     potential["hours"] = np.where(potential["treated"], hours_f[fam[potential["child"]]], np.nan)
+    # uptake by the family's characteristics at its first removal
+    infant_f = np.zeros(nf, bool)
+    infant_f[fm[(b.cov["age"] < 1) & (b.rem == pop.ref[fm])]] = True
+    drugs_f = pop.parent[:, _RI["parent_drugs"]]
     uptake = {
-        "families_offered": int(offered.sum()),
+        "families_offered": int(offered_f.sum()),
         "families_enrolled": int(enrolled.sum()),
-        "rate": _rate(enrolled, offered, np.ones(nf, bool)),
-        "rate_parent_drugs": _rate(enrolled, offered, drugs_f),
-        "rate_no_parent_drugs": _rate(enrolled, offered, ~drugs_f),
-        "rate_infant_in_family": _rate(enrolled, offered, infant_f),
-        "rate_no_infant_in_family": _rate(enrolled, offered, ~infant_f),
+        "rate": _rate(enrolled, offered_f, np.ones(nf, bool)),
+        "rate_parent_drugs": _rate(enrolled, offered_f, drugs_f),
+        "rate_no_parent_drugs": _rate(enrolled, offered_f, ~drugs_f),
+        "rate_infant_in_family": _rate(enrolled, offered_f, infant_f),
+        "rate_no_infant_in_family": _rate(enrolled, offered_f, ~infant_f),
     }
     return _Sim(pop, episodes, report_parts, roster, potential, uptake, stays_home)
+
+
+_MAX_REENTRIES = 3  # re-entries after a child's first removal (episodes per child: at most 4)
+
+
+def _enrolment(rng: np.random.Generator, pop: _Population, hist: list[_Batch], start_day: np.ndarray,
+               fx: Mapping[str, float], extract: int) -> tuple[np.ndarray, np.ndarray]:
+    """Enrolment day of each family (NaN = never) from its untreated history.
+
+    Each removal day of a family (first removals, a newborn removed later, re-entries) is a
+    referral: the program is offered ``d`` days later (d = 5 + Gamma(1.6, 28) days, at most
+    300) if one of the family's children is then in care without a TPR and the program runs
+    in the county. Uptake is confounded: parental drug use, an infant removed that day and
+    some counties raise it; earlier removals and removals of teenagers only lower it. The
+    family enrols at the first offer it accepts, so the history before enrolment is the
+    untreated one and offers depend only on the past.
+    Returns the enrolment day and whether the family was ever offered the program.
+    """
+    nf = pop.n_fam
+    ch = np.concatenate([h.child for h in hist])
+    rem = np.concatenate([h.rem for h in hist])
+    dis = np.concatenate([h.w0["dis_raw"] for h in hist])
+    tpr = np.concatenate([h.w0["tpr_raw"] for h in hist])
+    age = np.concatenate([h.cov["age"] for h in hist])
+    again = np.concatenate([np.full(len(h.child), h.kind == 2) for h in hist])
+    f = pop.fam[ch]
+    # referrals: the distinct (family, removal day) pairs
+    key = f.astype("int64") * 1_000_000 + rem.astype("int64")
+    ukey, inv = np.unique(key, return_inverse=True)
+    n_ev = len(ukey)
+    ev_f = (ukey // 1_000_000).astype("int64")
+    ev_day = (ukey % 1_000_000).astype(float)
+    infant = np.zeros(n_ev, bool)
+    np.logical_or.at(infant, inv, age < 1)
+    prior = np.zeros(n_ev, bool)
+    np.logical_or.at(prior, inv, again)
+    teen_only = np.ones(n_ev, bool)
+    np.logical_and.at(teen_only, inv, age >= 13)
+    d = np.minimum(300.0, 5.0 + np.floor(rng.gamma(1.6, 28.0, n_ev)))
+    u = rng.random(n_ev)
+    offer = ev_day + d
+    # is a child of the family in care (no TPR yet) on the offer day? pair each referral
+    # with every episode of its family
+    order = np.argsort(f, kind="stable")
+    fs = f[order]
+    lo = np.searchsorted(fs, ev_f, side="left")
+    cnt = np.searchsorted(fs, ev_f, side="right") - lo
+    ev_rep = np.repeat(np.arange(n_ev), cnt)
+    ep = order[np.repeat(lo, cnt) + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
+    o = offer[ev_rep]
+    with np.errstate(invalid="ignore"):
+        ok = (rem[ep] <= o) & (dis[ep] > o) & ~(tpr[ep] <= o)
+    in_care = np.zeros(n_ev, bool)
+    np.logical_or.at(in_care, ev_rep, ok)
+    offered = in_care & (offer >= start_day[pop.county[ev_f]]) & (offer <= extract)
+    drugs = pop.parent[ev_f, _RI["parent_drugs"]]
+    x = (1.0 * drugs + 0.6 * infant + np.array([c.uptake for c in COUNTIES])[pop.county[ev_f]]
+         - 0.25 * prior - 0.3 * teen_only)
+    alpha = _solve_intercept(x[offered], fx["uptake"])
+    accept = offered & (u < _expit(alpha + x))
+    e_f = np.full(nf, np.inf)
+    np.minimum.at(e_f, ev_f[accept], offer[accept])
+    offered_f = np.zeros(nf, bool)
+    offered_f[ev_f[offered]] = True
+    return np.where(np.isfinite(e_f), e_f, np.nan), offered_f
 
 
 def _simulate_prevention(rng: np.random.Generator, n_children: int, fx: Mapping[str, float], extract: int) -> _Sim:

@@ -942,7 +942,7 @@ def _check_participation(ctx: _Context, kids: _Lookup, cw: _Crosswalk) -> list[P
         if not t.has(col):
             continue
         v = pd.to_numeric(t.df[col], errors="coerce").reset_index(drop=True)
-        bad = np.flatnonzero((v < 0).to_numpy())
+        bad = np.flatnonzero((v < 0).fillna(False).to_numpy(dtype=bool))  # blanks (<NA>) are not negative
         out += t.emit(
             bad,
             ERROR,

@@ -48,6 +48,7 @@ from ..config import SOURCE_TABLES, Config
 from ..extract import Extract
 from .afcars import load_afcars
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult, to_canonical
+from .duckdb_engine import resolve_engine
 from .ncands import load_ncands
 from .readers import RawTable, read_file
 from .sql import connect_readonly, read_sql
@@ -64,6 +65,7 @@ __all__ = [
     "load_source",
     "read_file",
     "read_sql",
+    "resolve_engine",
     "to_canonical",
 ]
 
@@ -156,6 +158,10 @@ def load_source(
 def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT_MAX_PROBLEMS_PER_COLUMN) -> LoadResult:
     """Every source of a config (presets first, then ``[data.<table>]`` sections).
 
+    The presets are stacked by the engine ``[data] engine`` names (``"pandas"``, the
+    default; ``"duckdb"``, out of core; ``"auto"``, DuckDB past
+    :data:`~ppeval.load.duckdb_engine.AUTO_BYTES` of input): both give the same tables.
+
     Returns the :class:`LoadResult` that :func:`load_extract` wraps into an Extract.
 
     Examples
@@ -169,7 +175,13 @@ def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT
     """
     data = config["data"]
     res = LoadResult()
-    for name, loader in (("afcars", load_afcars), ("ncands", load_ncands)):
+    loaders = {"afcars": load_afcars, "ncands": load_ncands}
+    if resolve_engine(config) == "duckdb":
+        # stacked out of core; the same tables as the pandas engine (tests/test_scale_duckdb.py)
+        from .duckdb_engine import load_afcars_duckdb, load_ncands_duckdb
+
+        loaders = {"afcars": load_afcars_duckdb, "ncands": load_ncands_duckdb}
+    for name, loader in loaders.items():
         preset = data.get(name)
         if preset:
             res.extend(

@@ -230,6 +230,8 @@ def load_afcars(
         return res
     data = _concat(parts)
     del parts
+    if len(data["line"]) == 0:  # every row of every file was unusable (each one reported)
+        return res
     episodes, children, warnings = _stack(data, labels, names_by_file, max_problems_per_column)
     res.problems.extend(warnings)
     res.add_table("children", children)

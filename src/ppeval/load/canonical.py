@@ -27,7 +27,8 @@ error: kids.csv, row 3, column 'Gender': unknown code (found 'x'); expected one 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ from .. import schema
 from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
-from .parse import EXPECTED, MESSAGES, Parsed, apply_code_map, as_text, parse_column
+from .parse import EXPECTED, MESSAGES, OUT_OF_RANGE_DATE, Parsed, apply_code_map, as_text, parse_column
 from .readers import RawTable
 
 #: Bad cells listed one by one per file and column; further ones are counted in one problem.
@@ -120,6 +121,52 @@ def concat_tables(table: str, pieces: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- problems
+#: Longest source value repeated in a problem; a longer one is cut (a 10 MB cell stays out of logs).
+MAX_VALUE_SHOWN = 60
+_MAX_NAMES_SHOWN = 80
+
+_DATA_LIKE = re.compile(
+    r"[+-]?\d+(?:\.\d*)?"  # a number, or an id made of digits
+    r"|\d{4}[-/]\d{1,2}[-/]\d{1,2}(?:[ T].*)?|\d{1,2}/\d{1,2}/\d{4}(?: .*)?"  # a date
+)
+
+
+def shown_value(value: str | None) -> str | None:
+    """A source value as a problem repeats it: cut to :data:`MAX_VALUE_SHOWN` characters.
+
+    Examples
+    --------
+    >>> shown_value("9" * 100)
+    '999999999999999999999999999999999999999999999999999999999999... (100 characters)'
+    """
+    if value is None or len(value) <= MAX_VALUE_SHOWN:
+        return value
+    return f"{value[:MAX_VALUE_SHOWN]}... ({len(value):,} characters)"
+
+
+def header_looks_like_data(columns: Iterable[str]) -> bool:
+    """True when a "header" holds a date or a bare number: the file probably has no header
+    line and its first line is a record (whose ids and birth dates must not be repeated)."""
+    return any(_DATA_LIKE.fullmatch(c.strip()) for c in columns if c)
+
+
+def columns_found(columns: Sequence[str]) -> str:
+    """``columns found: ...`` for a message, without repeating a first line of data.
+
+    Examples
+    --------
+    >>> columns_found(["ChildID", "DOB"])
+    'columns found: ChildID, DOB'
+    >>> columns_found(["C001", "2012-05-01", "F01"])
+    'the first line looks like a record, not column names (is the header line missing?); its values are not shown'
+    """
+    if header_looks_like_data(columns):
+        return "the first line looks like a record, not column names (is the header line missing?); its values are not shown"
+    names = [c if len(c) <= 40 else c[:40] + "..." for c in columns[:_MAX_NAMES_SHOWN]]
+    more = f" and {len(columns) - _MAX_NAMES_SHOWN} more" if len(columns) > _MAX_NAMES_SHOWN else ""
+    return f"columns found: {', '.join(names)}{more}"
+
+
 def cell_problems(
     parsed: Parsed,
     rows: np.ndarray,
@@ -140,9 +187,11 @@ def cell_problems(
     if identifying or parsed.text is None:
         values: list[str | None] = [None] * len(listed)
     else:
-        values = parsed.text.take(pa.array(listed)).to_pylist()
+        values = [shown_value(v) for v in parsed.text.take(pa.array(listed)).to_pylist()]
+    far = parsed.out_of_range
     out = [
-        Problem(ERROR, file, int(rows[i]), column, v, expected, message, table)
+        Problem(ERROR, file, int(rows[i]), column, v, expected,
+                OUT_OF_RANGE_DATE if far is not None and far[i] else message, table)
         for i, v in zip(listed, values, strict=True)
     ]
     if len(bad) > len(listed):
@@ -315,7 +364,7 @@ def to_canonical(
                 None,
                 None,
                 f"columns {', '.join(required)} (or a columns map in the config)",
-                f"missing required column(s) {', '.join(looked)}; columns found: {', '.join(raw.columns)}{hint}",
+                f"missing required column(s) {', '.join(looked)}; {columns_found(raw.columns)}{hint}",
                 table,
             )
         )
@@ -330,7 +379,7 @@ def to_canonical(
                 None,
                 f"a column {source!r}",
                 f"the columns map names {source!r} for {name}, but the file has no such column "
-                f"(the column is left empty); columns found: {', '.join(raw.columns)}",
+                f"(the column is left empty); {columns_found(raw.columns)}",
                 table,
             )
         )

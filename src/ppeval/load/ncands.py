@@ -209,6 +209,8 @@ def load_ncands(
     for key in parts[0]:
         values = [p[key] for p in parts]
         data[key] = pa.concat_arrays(values) if isinstance(values[0], pa.Array) else np.concatenate(values)
+    if len(data["line"]) == 0:  # every row of every file was unusable (each one reported)
+        return res
     reports, children, problems = _build(data, labels)
     res.problems.extend(problems)
     res.add_table("reports", reports)

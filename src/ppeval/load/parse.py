@@ -79,6 +79,11 @@ CODE_ALIASES: dict[tuple[str, ...], dict[str, str]] = {
 # Years outside this range are almost always sentinels (0001-01-01, 9999-12-31) and do not
 # fit datetime64[ns] anyway; map them with a `codes` entry if they mean "missing".
 _MIN_YEAR, _MAX_YEAR = 1800, 2200
+#: The message for a well-formed date whose year is outside the range ppeval accepts.
+OUT_OF_RANGE_DATE = (
+    f"date out of range (years {_MIN_YEAR}-{_MAX_YEAR} only; a placeholder such as 9999-12-31? "
+    "a codes entry mapping it to \"\" makes it missing)"
+)
 
 _DATE_PATTERNS = (
     r"^(?P<y>\d{4})[-/](?P<m>\d{1,2})[-/](?P<d>\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d*)?)?)?$",
@@ -117,6 +122,9 @@ class Parsed:
     bad: np.ndarray
     text: pa.Array | None = None
     categories: tuple[str, ...] = ()
+    #: dates only: bad cells that are well-formed dates with a year outside 1800-2200
+    #: (placeholders such as 9999-12-31 or 0001-01-01), reported as such
+    out_of_range: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.missing)
@@ -448,8 +456,17 @@ def _parse_number(mapped: pa.Array, text: pa.Array, kind: str) -> Parsed:
         ok = np.asarray(pc.match_substring_regex(s, _INT_RE if kind == "int" else _FLOAT_RE).fill_null(False))
         if kind == "int":
             s = pc.replace_substring_regex(s, r"\.0*$", "")
+        if kind == "int":
+            # More digits than a 64-bit integer holds: not a count or an amount anyone means.
+            long = np.asarray(pc.greater(pc.utf8_length(pc.replace_substring_regex(s, r"^[+-]?0*", "")), 18)
+                              .fill_null(False))
+            ok &= ~long
         good = pa.array(ok)
-        num = pc.cast(pc.if_else(good, s, pa.scalar(None, pa.string())), target)
+        try:
+            num = pc.cast(pc.if_else(good, s, pa.scalar(None, pa.string())), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # a value the patterns accept but Arrow cannot convert: parse one by one
+            num, ok = _cast_each(s, ok, kind)
         null = null | blank
         bad = ~ok & ~null
     miss = null | bad | _null_mask(num)
@@ -457,9 +474,29 @@ def _parse_number(mapped: pa.Array, text: pa.Array, kind: str) -> Parsed:
         values = np.asarray(num.fill_null(0), dtype="int64")
     else:
         values = np.asarray(num.to_numpy(zero_copy_only=False), dtype="float64")
-        miss = miss | np.isnan(values)
+        # 1e400 overflows to infinity; "inf" and "NaN" are no amount of hours (a blank is missing)
+        nonfinite = ~np.isfinite(values) & ~miss
+        bad = bad | nonfinite
+        miss = miss | nonfinite
         values = np.where(miss, np.nan, values)
     return Parsed(kind, values, miss, bad, text=text)
+
+
+def _cast_each(s: pa.Array, ok: np.ndarray, kind: str) -> tuple[pa.Array, np.ndarray]:
+    """Cell-by-cell conversion of the cells ``ok`` marks; cells that fail become bad."""
+    out: list[int | float | None] = [None] * len(s)
+    ok = ok.copy()
+    conv = int if kind == "int" else float
+    for i in np.flatnonzero(ok):
+        text = s[int(i)].as_py()
+        try:
+            v = conv(float(text)) if kind == "int" and "." in text else conv(text)
+            if kind == "int" and not -(2**63) <= v < 2**63:
+                raise OverflowError
+            out[int(i)] = v
+        except (ValueError, OverflowError, TypeError):
+            ok[i] = False
+    return pa.array(out, type=pa.int64() if kind == "int" else pa.float64()), ok
 
 
 def _parse_date(mapped: pa.Array, text: pa.Array, date_format: str | None) -> Parsed:
@@ -500,7 +537,8 @@ def _parse_date(mapped: pa.Array, text: pa.Array, date_format: str | None) -> Pa
         found[rows] = True
     values, ok = ymd_to_dates(y, m, d, found)
     bad = ~ok & ~null
-    return Parsed("date", values, ~ok, bad, text=text)
+    far = bad & found & (m >= 1) & (m <= 12) & (d >= 1) & (d <= 31) & ((y < _MIN_YEAR) | (y > _MAX_YEAR))
+    return Parsed("date", values, ~ok, bad, text=text, out_of_range=far if far.any() else None)
 
 
 def ymd_to_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from .. import schema
 from ..errors import ConfigError
 from ..problems import ERROR, WARNING, Problem
-from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems
+from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems, columns_found
 from .parse import EXPECTED, MESSAGES, Parsed, parse_column
 from .readers import RawTable, detect_format, read_file
 
@@ -137,7 +137,7 @@ def read_preset_file(
                 None,
                 f"the {preset.upper()} columns {', '.join(missing_required)} (names in any case)",
                 f"missing required column(s) {', '.join(looked)}; nothing was loaded from this file; "
-                f"columns found: {', '.join(raw.columns)}",
+                f"{columns_found(raw.columns)}",
                 preset,
             )
         )
@@ -186,7 +186,7 @@ def absent_warnings(preset: str, files: Sequence[tuple[str, list[str], list[str]
                 None,
                 None,
                 f"the {preset.upper()} elements {', '.join(absent)}",
-                f"column(s) {', '.join(absent)} not found{others}: left empty; columns found: {', '.join(columns)}",
+                f"column(s) {', '.join(absent)} not found{others}: left empty; {columns_found(columns)}",
                 preset,
             )
         )

@@ -302,6 +302,19 @@ def _read_text(
             return raw
     if data.startswith(codecs.BOM_UTF8):  # Excel's "CSV UTF-8" writes a BOM: drop it silently
         data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding.lower().replace("_", "-") in _UTF8:
+        # Excel's "Unicode text" is UTF-16 with a byte-order mark, which cannot be misread:
+        # decode it as such (the configured default, UTF-8, cannot apply to it).
+        data = _decode_problem(raw, data, "utf-16", table).encode("utf-8")
+        encoding = "utf-8"
+    elif encoding.lower().replace("_", "-") in _UTF8 and _looks_utf16(data):
+        raw.error(
+            "the file looks UTF-16 encoded (a NUL byte between the characters) and has no byte-order mark; "
+            'set encoding = "utf-16-le" (or "utf-16-be") in the config, or save it as UTF-8',
+            "text in the utf-8 encoding",
+            table=table,
+        )
+        return raw
     if _NON_SPACE.search(data) is None:
         raw.error(
             "the file is empty (0 bytes)" if not data else "the file is empty (blank lines only)",
@@ -319,10 +332,25 @@ def _read_text(
         # Arrow reads UTF-8 only: transcode once (files in other encodings are the exception).
         data = _decode_problem(raw, data, encoding, table).encode("utf-8")
 
+    if b"\n" not in data and b"\r" in data.rstrip(b"\r"):
+        # Old Mac line ends (CR only): one line per CR, so rows are numbered as the file shows them.
+        data = data.replace(b"\r", b"\n")
     header_end = data.find(b"\n")
-    header_line = (data if header_end < 0 else data[:header_end]).rstrip(b"\r").decode("utf-8")
-    header = next(csv.reader([header_line], delimiter=delimiter), [])
+    header_line = (data if header_end < 0 else data[:header_end]).rstrip(b"\r").decode("utf-8", errors="replace")
+    try:
+        header = next(csv.reader([header_line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raw.error(f"the header line cannot be parsed as delimited text ({exc})", "a header line of column names",
+                  row=1, table=table)
+        return raw
     names = [h.strip() for h in header]
+    # A header ending in delimiters (e.g. a trailing tab) names no column there: rows may
+    # then carry that many extra, empty fields, or not.
+    trailing = 0
+    while len(names) - trailing > 1 and not names[len(names) - trailing - 1]:
+        trailing += 1
+    if trailing:
+        names = names[: len(names) - trailing]
     raw.columns = names
     if len(names) <= 1:
         for cand in (",", "\t", ";", "|"):
@@ -349,12 +377,23 @@ def _read_text(
     if not positions:  # nothing wanted (a preset found none of its columns): no need to parse
         raw.data, raw.rows = _placeholder_table({}, len(names), 0), np.zeros(0, dtype=np.int64)
         return raw
-    fast = _parse_arrow(data, names, positions, delimiter)
+    fast = _parse_arrow(data, names + [""] * trailing, positions, delimiter)
     if fast is not None:
         raw.data, raw.rows = fast
+        if trailing:
+            raw.data = raw.data.select(list(range(len(names))))
     else:
-        raw.data, raw.rows = _parse_python(data, names, positions, delimiter, raw, table)
+        raw.data, raw.rows = _parse_python(data, names, positions, delimiter, raw, table, trailing)
     return raw
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 text without a byte-order mark: ASCII characters then alternate with NUL bytes."""
+    head = data[:4096]
+    if len(head) < 8 or b"\x00" not in head:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return max(even.count(0), odd.count(0)) > 0.4 * len(odd) and min(even.count(0), odd.count(0)) < 0.05 * len(odd)
 
 
 def _placeholder_table(columns: dict[int, pa.Array], n_cols: int, n_rows: int) -> pa.Table:
@@ -408,7 +447,8 @@ def _parse_arrow(data: bytes, names: list[str], positions: list[int], delimiter:
 
 
 def _parse_python(
-    data: bytes, names: list[str], positions: list[int], delimiter: str, raw: RawTable, table: str | None
+    data: bytes, names: list[str], positions: list[int], delimiter: str, raw: RawTable, table: str | None,
+    trailing: int = 0,
 ) -> tuple[pa.Table | None, np.ndarray]:
     """Exact parse with the csv module: tracks the line of every record and names ragged rows.
 
@@ -428,10 +468,18 @@ def _parse_python(
             start, prev = prev + 1, reader.line_num
             if not rec or (len(rec) == 1 and not rec[0].strip() and n > 1):
                 continue  # blank line
+            if trailing and n < len(rec) <= n + trailing and not any(v.strip() for v in rec[n:]):
+                rec = rec[:n]  # the empty fields under the header's trailing delimiters
             if len(rec) != n:
                 ragged.append(start)
                 if len(ragged) > MAX_RAGGED_LISTED:
                     continue
+                spans = reader.line_num - start
+                why = (
+                    f"; the record runs over {spans + 1} lines ({start}-{reader.line_num}): an unclosed quote (\")?"
+                    if spans > 0
+                    else " (a stray delimiter or a missing value?)"
+                )
                 raw.problems.append(
                     Problem(
                         ERROR,
@@ -440,8 +488,7 @@ def _parse_python(
                         None,
                         None,
                         f"{n} fields, as in the header",
-                        f"the row has {len(rec)} field(s) but the header has {n}; the row was not loaded "
-                        f"(a stray delimiter or a missing value?)",
+                        f"the row has {len(rec)} field(s) but the header has {n}; the row was not loaded{why}",
                         table,
                     )
                 )

@@ -72,6 +72,33 @@ def _sqlite_path(database: str | None, base_dir: Path) -> Path | None:
     return p if p.is_absolute() else base_dir / p
 
 
+#: ``mode=ro`` protects the database file itself (a write fails with "attempt to write a
+#: readonly database"), but ``ATTACH DATABASE 'x.db'`` or ``VACUUM INTO 'x.db'`` would still
+#: create files elsewhere and a PRAGMA could change the connection: an authorizer refuses
+#: those when the statement is compiled.
+_SQLITE_DENIED = frozenset({sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH})
+#: PRAGMAs that only report (SQLAlchemy's dialect asks some of these on connecting).
+_SQLITE_READ_PRAGMAS = frozenset(
+    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "database_list",
+     "collation_list", "read_uncommitted", "encoding", "user_version", "schema_version", "compile_options"}
+)
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    if action in _SQLITE_DENIED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg2 is not None or (arg1 or "").lower() not in _SQLITE_READ_PRAGMAS):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _sqlite_readonly(uri: str) -> sqlite3.Connection:
+    """A SQLite connection that can only read (``mode=ro`` plus an authorizer)."""
+    con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    con.set_authorizer(_sqlite_authorizer)
+    return con
+
+
 @contextmanager
 def connect_readonly(url: str, base_dir: str | Path = ".") -> Iterator[Any]:
     """A SQLAlchemy connection that cannot write (see the module notes).
@@ -111,7 +138,7 @@ def connect_readonly(url: str, base_dir: str | Path = ".") -> Iterator[Any]:
         if not path.is_file():
             raise FileNotFoundError(f"SQLite database not found (looked for {path})")
         uri = f"file:{quote(str(path.resolve().as_posix()))}?mode=ro"
-        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+        engine = create_engine("sqlite://", creator=lambda: _sqlite_readonly(uri))
     elif backend == "postgresql":
         connect_args: dict[str, Any] = {}
         if u.get_driver_name() in ("psycopg", "psycopg2", "psycopg2cffi"):
@@ -168,8 +195,12 @@ def read_sql(
     except ModuleNotFoundError as exc:
         raw.error(f"the database driver is not installed ({exc.name}) for {safe_url(url)}", "an installed driver", table=table)
         return raw
+    except sa_exc.ResourceClosedError:
+        raw.error(f"the statement on {safe_url(url)} returns no result: a source query must be a SELECT",
+                  "a SELECT query", table=table)
+        return raw
     except sa_exc.SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].split(" (Background on this error at")[0]
         raw.error(f"the query on {safe_url(url)} failed: {detail}", "a query that runs", table=table)
         return raw
     if backend not in ("sqlite", "postgresql"):

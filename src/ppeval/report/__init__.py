@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,14 @@ from markupsafe import Markup
 
 from .. import __version__
 from .. import outcomes as oc
-from ..privacy import SUPPRESSED_TEXT, IdentifierGuard, atomic_output_dir, format_count, suppress_counts, suppress_value
+from ..privacy import (
+    SUPPRESSED_TEXT,
+    IdentifierGuard,
+    atomic_output_dir,
+    format_count,
+    suppress_counts,
+    suppress_value,
+)
 from . import charts
 from .content import (
     LABELS,
@@ -327,10 +335,15 @@ def build(ev) -> dict[str, Any]:
             res["sensitivity"]["rosenbaum"] = rb
     sub = pd.DataFrame()
     if headline and not headline[0].suppressed:
-        try:
-            sub = _subgroup_table(ev, data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
-        except Exception as exc:  # subgroups are secondary: record why they are missing
-            ev.notes.append(f"subgroups not estimated: {exc}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                sub = _subgroup_table(ev, data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
+            except Exception as exc:  # subgroups are secondary: record why they are missing
+                ev.notes.append(f"subgroups not estimated: {exc}")
+        # a library call stays quiet: numerical warnings are written into the report instead
+        for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+            ev.notes.append(f"subgroups: {msg}")
     res["subgroups"] = _jsonable(sub.drop(columns=["method"], errors="ignore").to_dict(orient="records")) if not sub.empty else []
     res["notes"] = list(ev.notes)
     return {
@@ -423,7 +436,8 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
     charts.relabel_love_plot(ax, list(ev.covariates))
     verdict = "every covariate within" if bal.passed else "not every covariate within"
     _add_chart(out, folder, "love_plot", "Covariate balance before and after matching",
-               f"Matching made the groups comparable: the largest standardized difference fell from {bal.max_abs_smd_before:.2f} "
+               f"{'Matching made the groups comparable' if bal.passed else 'Matching reduced the differences between the groups'}: "
+               f"the largest standardized difference went from {bal.max_abs_smd_before:.2f} "
                f"to {bal.max_abs_smd_after:.2f} ({verdict} the 0.1 threshold).", ax)
     _add_chart(out, folder, "propensity_overlap", "Overlap of propensity scores",
                "Served and comparison units' propensity scores (smoothed densities) before and after matching; "

@@ -283,7 +283,9 @@ def save(ax_or_fig, folder: Path | None, name: str) -> str:
     fig = ax_or_fig.figure if hasattr(ax_or_fig, "figure") else ax_or_fig
     with plt.rc_context(STYLE):
         svg = io.BytesIO()
-        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        # no <metadata> block at all: besides dates and versions it holds the RDF namespace
+        # URL ".../1999/02/22-rdf-syntax-ns#", which reads as a date (and could be a birth date)
+        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             fig.savefig(folder / f"{name}.png", dpi=300, bbox_inches="tight", metadata={"Software": None})

@@ -394,7 +394,8 @@ def pretty_level(level: Any) -> str:
              "native_hawaiian_pacific_islander": "Native Hawaiian/Pacific Islander"}
     if text.lower() in fixed:
         return fixed[text.lower()]
-    return text.replace("_", " ")
+    text = text.replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def pretty_covariate(column: str, covariates: list[str]) -> str:
