@@ -300,7 +300,9 @@ class Cohort:
             new = self._engine.compute(df)
         else:
             kids = self._children[self._children["_unit"].isin(df["unit_id"])].copy()
-            kids["index_date"] = kids["_unit"].map(df.set_index("unit_id")["index_date"])
+            by_unit = df.set_index("unit_id")
+            kids["index_date"] = kids["_unit"].map(by_unit["index_date"])
+            kids = _at_risk(kids, kids["_unit"].map(by_unit["index_delay_days"].astype("float").fillna(0)))
             keyed = pd.concat([kids[["_unit"]].rename(columns={"_unit": "family_id"}), self._engine.compute(kids)], axis=1)
             new = _aggregate_family(keyed, self.settings["family_outcome"])
             new = new.reindex(df["unit_id"]).set_index(df.index)
@@ -586,12 +588,21 @@ def build_cohort(
     keep = u["treated"] | ~u["_enrolled_before"]
     flow.add("comparison: family not served by the program outside this " + ("episode" if design == "in_care" else "enrolment window"), u["treated"], keep=keep)
     u = u[keep].copy()
-    # treatment is assigned to families: a child whose sibling in the cohort is treated is not
-    # a comparison unit (siblings share an arm and are matched together)
+    # treatment is assigned to families: a child whose sibling in the cohort is treated left
+    # care before the family enrolled (an episode open at the enrolment is treated; one that
+    # began after it was dropped above). Before it left, it was in care and not yet enrolled,
+    # so it is a comparison unit for those delays, matched together with its served siblings'
+    # before-enrolment rows (risk-set design). Dropping it would condition on the future: a
+    # child who goes home early would count as a comparison only if its family never enrols.
     served_family = u.groupby("family_id")["treated"].transform("max").astype(bool)
-    keep = u["treated"] | ~served_family
-    flow.add("comparison: no sibling in the cohort served by the program", u["treated"], keep=keep)
-    u = u[keep].copy()
+    sibling_of_served = ~u["treated"] & served_family
+    if risk_set:
+        u["_before_enrolment"] = sibling_of_served
+    else:
+        keep = ~sibling_of_served
+        flow.add("comparison: no sibling in the cohort served by the program", u["treated"], keep=keep)
+        u = u[keep].copy()
+        u["_before_enrolment"] = False
 
     # index dates and the eligibility rule
     u["_birthday18"] = u["birth_date"] + pd.DateOffset(years=18)
@@ -651,6 +662,10 @@ def build_cohort(
     keep_cols += [oc.window_column(n, m) for n, ms in outcomes.items() for m in ms if oc.window_column(n, m) in u]
     internal = [c for c in _ENGINE_COLS if c.startswith("_")]
     child_data = u[keep_cols + internal].assign(served_later=False)
+    before = u["_before_enrolment"].to_numpy(bool)
+    if before.any():
+        flow.add_counts("siblings of served units who left care before their family enrolled: comparisons before the enrolment",
+                        0, int(before.sum()), kind="risk_set")
     # risk-set comparisons: a served unit is "not yet enrolled" before its enrolment day, so it
     # may stand in as a comparison for a unit enrolled earlier (Li, Propert & Rosenbaum 2001).
     # Restricting comparisons to families that never enrol would condition on the future:
@@ -670,7 +685,9 @@ def build_cohort(
             later[col] = fresh[col]
         flow.add_counts("served units that may also serve as comparisons before their enrolment", 0, len(later), kind="risk_set")
         child_data = pd.concat([child_data, later], ignore_index=True)
-    suffix = np.where(child_data["served_later"], "~before-enrolment", "")
+        before = np.r_[before, np.zeros(len(later), bool)]
+    # a served family's rows before its enrolment form a block of their own (all comparisons)
+    suffix = np.where(child_data["served_later"].to_numpy(bool) | before, "~before-enrolment", "")
     child_data["match_family"] = child_data["family_id"].astype("string") + suffix
 
     if unit == "family":
@@ -681,7 +698,8 @@ def build_cohort(
         flow.add("families (one row per family and removal date)", data["treated"], keep=~data["served_later"])
     else:
         data = child_data.copy()
-        data.insert(0, "unit_id", data["child_id"].astype("string") + ":" + data["anchor_date"].dt.strftime("%Y-%m-%d") + suffix)
+        own_suffix = np.where(child_data["served_later"].to_numpy(bool), "~before-enrolment", "")
+        data.insert(0, "unit_id", data["child_id"].astype("string") + ":" + data["anchor_date"].dt.strftime("%Y-%m-%d") + own_suffix)
         children_rows = child_data
     original = ~data["served_later"].astype(bool)
     for name, months in outcomes.items():
@@ -725,10 +743,22 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
             fam[c] = g[c].first()
     kids = child.copy()
     kids["index_date"] = kids["_unit"].map(fam["index_date"])
+    kids = _at_risk(kids, kids["_unit"].map(fam["index_delay_days"]))
     agg = _aggregate_family(pd.concat([kids[["_unit"]].rename(columns={"_unit": "family_id"}), engine.compute(kids)], axis=1), rule)
     fam = fam.join(agg)
     fam = fam.reset_index().rename(columns={"_unit": "unit_id"})
     return fam
+
+
+def _at_risk(kids: pd.DataFrame, delay: pd.Series) -> pd.DataFrame:
+    """The children of family units still at risk at their unit's index (``delay`` days after removal).
+
+    A family unit's outcome counts only the children in care at its index: a sibling who went
+    home before it is not part of the family's time at risk (counting it would make the
+    family "reunified" on day 0). A treated family's children are those in care at the
+    enrolment; a comparison family's are those in care at its pseudo-index.
+    """
+    return kids[kids["eligible_until_days"].to_numpy(float) > delay.to_numpy(float)]
 
 
 def build_cohort_from_config(ext: Extract, cfg: dict[str, Any]) -> Cohort:

@@ -33,3 +33,9 @@ class NotYetAvailableError(PpevalError):
     """A stage that this version of ppeval does not provide yet."""
 
     exit_status = 2
+
+
+class ConvergenceError(PpevalError):
+    """A model could not be fitted (e.g. no events of a kind in one arm: the ratio is not finite)."""
+
+    exit_status = 1

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConvergenceError, DataError
 from ._data import Design, as_binary, resolve, window_columns, window_of
 from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, mcnemar
 from .competing import AalenJohansen, FineGray, finegray_expand
@@ -222,16 +222,22 @@ def estimate(
                         f"ties), competing exits kept in the risk set with censoring weights; {se_txt}"),
                 outcome=name, **counts))
             comp = status == 2
-            cs2 = CoxPH(ties=ties, robust=True).fit_arrays(
-                t.astype(float)[:, None], days, comp, weights=w,
-                cluster=cl if cl is not None else np.arange(len(days)), names=["treated"])
-            models["cox_competing"] = cs2
-            c2 = dict(counts, events_treated=int((comp & t).sum()),
-                      events_comparison=int((comp & ~t).sum()))
-            secondary.append(Effect.from_wald(
-                "hazard_ratio", float(np.exp(cs2.params_["treated"])), float(cs2.se_["treated"]),
-                method="cause-specific Cox model of the competing exit; " + _cox_method(d, True, True, ties).split("; ")[1],
-                outcome=name, label="competing exit", **c2))
+            try:
+                cs2 = CoxPH(ties=ties, robust=True).fit_arrays(
+                    t.astype(float)[:, None], days, comp, weights=w,
+                    cluster=cl if cl is not None else np.arange(len(days)), names=["treated"])
+            except (ConvergenceError, np.linalg.LinAlgError):
+                # the competing exit's own hazard ratio is secondary: without events of it in
+                # one arm it is not finite, and the primary effects stand without it
+                cs2 = None
+            if cs2 is not None:
+                models["cox_competing"] = cs2
+                c2 = dict(counts, events_treated=int((comp & t).sum()),
+                          events_comparison=int((comp & ~t).sum()))
+                secondary.append(Effect.from_wald(
+                    "hazard_ratio", float(np.exp(cs2.params_["treated"])), float(cs2.se_["treated"]),
+                    method="cause-specific Cox model of the competing exit; " + _cox_method(d, True, True, ties).split("; ")[1],
+                    outcome=name, label="competing exit", **c2))
             cif = AalenJohansen().fit(days, status, w, groups=t, cluster=d.cluster,
                                       labels=_ARM_LABELS)
         else:

@@ -286,7 +286,12 @@ def fit_cox(
         if np.max(np.abs(step)) < tol * max(1.0, np.max(np.abs(beta))):
             break
     else:
-        raise RuntimeError(f"Cox model did not converge in {max_iter} iterations")
+        from ..errors import ConvergenceError
+
+        raise ConvergenceError(
+            f"the Cox model did not converge in {max_iter} iterations: usually an arm has no "
+            "events (or only events) of this kind, so the hazard ratio is not finite"
+        )
     return state0, state, it
 
 
