@@ -99,7 +99,7 @@ def compile_seconds() -> float:
     t0 = time.perf_counter()
     scan(c, np.zeros(2), np.array([0.5]), np.array([1], np.int64), np.array([0], np.int64),
          np.array([2], np.int64), np.zeros(1), np.ones(1, np.bool_), np.array([0], np.int64),
-         1, np.inf, False, False, 0.0)
+         np.array([1], np.int64), 1, np.inf, False, False, 0.0)
     why(c, np.zeros(2), np.array([0.5]), np.array([0], np.int64), np.array([2], np.int64),
         np.zeros(1), np.array([0], np.int64), 1.0, False)
     return time.perf_counter() - t0

@@ -26,6 +26,8 @@ Usage::
     python benchmarks/run.py --sizes 100000             # one size
     python benchmarks/run.py --quick                    # 3,000 children, seconds (a smoke run)
     python benchmarks/run.py --sizes 1000000 --skip-stages   # only the whole `ppeval report`
+    python benchmarks/run.py --sizes 100000 --simulation     # and the simulation study, 1 vs 2 workers
+    python benchmarks/run.py --sizes 1000000 --engines --skip-stages --skip-cli   # pandas vs DuckDB loading
 
 Examples
 --------
@@ -282,6 +284,62 @@ def _fresh_process_stages(config: Path, out: Path) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def load_with_engine(config: Path, engine: str) -> dict[str, Any]:
+    """``load_extract`` with ``[data] engine = ENGINE`` in this process: time, peak, a digest.
+
+    The digest (a hash of every row of children, episodes and reports) shows that the two
+    engines gave the same tables without keeping both in memory.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    from ppeval.config import Config
+    from ppeval.load import load_extract
+
+    cfg = Config.from_toml(config)
+    cfg["data"]["engine"] = engine
+    t0, c0 = time.perf_counter(), time.process_time()
+    ext = load_extract(cfg)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    digest = hashlib.sha256()
+    for name in ("children", "episodes", "reports"):
+        digest.update(pd.util.hash_pandas_object(getattr(ext, name), index=False).to_numpy().tobytes())
+    return {
+        "engine": engine, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+        "peak_rss_bytes": _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+        "children": len(ext.children), "episodes": len(ext.episodes), "reports": len(ext.reports),
+        "tables_sha256": digest.hexdigest(),
+        "duckdb_memory_limit": os.environ.get("PPEVAL_DUCKDB_MEMORY_LIMIT", "2GB") if engine == "duckdb" else None,
+    }
+
+
+#: DuckDB's memory limit for the out-of-core run: far below the records it stacks (the
+#: 1,000,000-child extract has 2.8 million AFCARS and 1.9 million NCANDS records).
+LOW_DUCKDB_LIMIT = "200MB"
+
+
+def compare_engines(config: Path) -> dict[str, Any]:
+    """The pandas and the DuckDB engine loading the same extract, each in a fresh process.
+
+    DuckDB runs twice: with its default memory limit, and with :data:`LOW_DUCKDB_LIMIT`,
+    where it must move the records to disk to stack them.
+    """
+    out: dict[str, Any] = {}
+    for key, engine, limit in (("pandas", "pandas", None), ("duckdb", "duckdb", None),
+                               ("duckdb_low_memory", "duckdb", LOW_DUCKDB_LIMIT)):
+        env = dict(os.environ)
+        if limit:
+            env["PPEVAL_DUCKDB_MEMORY_LIMIT"] = limit
+        proc = subprocess.run([sys.executable, __file__, "--_load", engine, str(config)], capture_output=True,
+                              text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"loading with {engine} failed:\n{proc.stderr[-3000:]}")
+        out[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["same_tables"] = len({out[k]["tables_sha256"] for k in ("pandas", "duckdb", "duckdb_low_memory")}) == 1
+    return out
+
+
 def _load() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -289,7 +347,8 @@ def _load() -> list[float]:
         return []
 
 
-def measure(n_children: int, *, cache: Path = CACHE, seed: int = SEED, stages: bool = True, cli: bool = True) -> dict[str, Any]:
+def measure(n_children: int, *, cache: Path = CACHE, seed: int = SEED, stages: bool = True, cli: bool = True,
+            engines: bool = False) -> dict[str, Any]:
     """All figures for one size: the stages (one fresh process) and the whole CLI report.
 
     Examples
@@ -302,22 +361,52 @@ def measure(n_children: int, *, cache: Path = CACHE, seed: int = SEED, stages: b
     config = folder / "eval.toml"
     result: dict[str, Any] = {"children": n_children, "seed": seed, "inputs": input_summary(folder),
                               "generate": json.loads((folder / "done.json").read_text())}
-    result["load_average_before"] = _load()
     work = folder / "_out"
+    # the machine is shared: each part keeps the load average (1, 5, 15 min) around it
     try:
         if stages:
+            before = _load()
             result.update(_fresh_process_stages(config, work / "stages"))
+            result["stages_load_average"] = {"before": before, "after": _load()}
         if cli:
+            before = _load()
             result["report_cli"] = run_cli_report(config, work / "cli")
+            result["report_cli"]["load_average"] = {"before": before, "after": _load()}
+        if engines:
+            before = _load()
+            result["load_engines"] = compare_engines(config)
+            result["load_engines"]["load_average"] = {"before": before, "after": _load()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result["load_average_after"] = _load()
     if n_children == TARGET_SIZE and "report_cli" in result:
         t = TARGETS["ppeval report"]
         r = result["report_cli"]
         result["meets_target"] = bool(r["exit_status"] == 0 and r["seconds"] <= t["seconds"]
                                       and r["peak_rss_bytes"] <= t["peak_gib"] * GIB)
     return result
+
+
+def simulation_timing(replicates: int = 20, children: int = 8000) -> dict[str, Any]:
+    """Wall time of the simulation study (``benchmarks/simulate.py --timing``) with 1 and 2 workers.
+
+    The replicates run through joblib (``Parallel(n_jobs=1)`` and ``n_jobs=2``); the study
+    writes its own summary, kept here beside the timing.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "simulation.json"
+        before = _load()
+        subprocess.run([sys.executable, str(HERE / "simulate.py"), "--replicates", str(replicates), "--children",
+                        str(children), "--timing", "--out", str(out)], check=True, capture_output=True, text=True)
+        res = json.loads(out.read_text())
+    wall = res["wall_seconds"]
+    return {
+        "replicates": replicates, "children": children, "wall_seconds": wall,
+        "speedup_2_workers": round(wall["1_worker"] / wall["2_workers"], 2),
+        "summary": res.get("summary"), "load_average_before": before, "load_average_after": _load(),
+        "command": f"python benchmarks/simulate.py --replicates {replicates} --children {children} --timing",
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -383,11 +472,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/suite.json)")
     ap.add_argument("--skip-stages", action="store_true", help="only the whole `ppeval report`")
     ap.add_argument("--skip-cli", action="store_true", help="only the stages")
+    ap.add_argument("--engines", action="store_true", help="also load each extract with the pandas and the DuckDB engine")
+    ap.add_argument("--simulation", action="store_true",
+                    help="also time the simulation study (20 replicates of 8,000 children) with 1 and 2 workers")
     ap.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_out", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_load", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._stages:  # the fresh process of _fresh_process_stages
         print(json.dumps(run_stages(args._stages, args._out)))
+        return 0
+    if args._load:  # the fresh process of compare_engines
+        print(json.dumps(load_with_engine(Path(args._load[1]), args._load[0])))
         return 0
     sizes = [QUICK_SIZE] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     out = args.out or RESULTS / ("suite_quick.json" if args.quick else "suite.json")
@@ -395,14 +491,32 @@ def main(argv: list[str] | None = None) -> int:
     suite.setdefault("sizes", {})
     for n in sizes:
         print(f"{n:,} children ...", file=sys.stderr, flush=True)
-        new = measure(n, cache=args.cache, seed=args.seed, stages=not args.skip_stages, cli=not args.skip_cli)
+        new = measure(n, cache=args.cache, seed=args.seed, stages=not args.skip_stages, cli=not args.skip_cli,
+                      engines=args.engines)
         # merged into the size's earlier figures: --skip-stages keeps the stages measured before
         suite["sizes"][str(n)] = {**suite["sizes"].get(str(n), {}), **new}
         suite["machine"] = machine()
         suite["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(suite, indent=2) + "\n")  # after each size: a long run keeps what it has
+    if args.simulation:
+        print("simulation study, 1 and 2 workers ...", file=sys.stderr, flush=True)
+        suite["simulation"] = simulation_timing()
+        out.write_text(json.dumps(suite, indent=2) + "\n")
     print(format_table(suite))
+    for key in sorted(suite["sizes"], key=int):
+        e = suite["sizes"][key].get("load_engines")
+        if e:
+            low = e.get("duckdb_low_memory")
+            extra = (f"; duckdb under {low['duckdb_memory_limit']} {low['seconds']} s, "
+                     f"{low['peak_rss_bytes'] / GIB:.2f} GiB") if low else ""
+            print(f"\nload_extract at {int(key):,} children: pandas {e['pandas']['seconds']} s, "
+                  f"{e['pandas']['peak_rss_bytes'] / GIB:.2f} GiB; duckdb {e['duckdb']['seconds']} s, "
+                  f"{e['duckdb']['peak_rss_bytes'] / GIB:.2f} GiB{extra}; same tables: {e['same_tables']}")
+    if "simulation" in suite:
+        w = suite["simulation"]["wall_seconds"]
+        print(f"\nsimulation study ({suite['simulation']['replicates']} replicates of "
+              f"{suite['simulation']['children']:,} children): 1 worker {w['1_worker']} s, 2 workers {w['2_workers']} s")
     return 0
 
 

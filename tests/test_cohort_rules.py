@@ -31,9 +31,21 @@ def make_extract(children, episodes, reports=None, participation=None, families=
     return Extract(tables, extract_date)
 
 
+def own(cohort):
+    """The cohort's own units: without the served units' before-enrolment (risk-set) rows."""
+    return cohort.data[~cohort.data["served_later"]]
+
+
 def row(cohort, child_id):
-    r = cohort.data[cohort.data["child_id"] == child_id]
+    r = own(cohort)[own(cohort)["child_id"] == child_id]
     assert len(r) == 1, f"{child_id} expected once in the cohort, found {len(r)}"
+    return r.iloc[0]
+
+
+def before_enrolment(cohort, child_id):
+    """A served unit's comparison row before its own enrolment (risk-set design)."""
+    r = cohort.data[cohort.data["served_later"] & (cohort.data["child_id"] == child_id)]
+    assert len(r) == 1, f"{child_id} expected once as a before-enrolment row, found {len(r)}"
     return r.iloc[0]
 
 
@@ -225,10 +237,10 @@ def test_siblings_are_one_family_unit_any_and_all():
         families={"child_id": ["a", "b", "c"], "family_id": ["F1", "F1", "F2"]},
     )
     child = build_cohort(ext)
-    assert child.data.groupby("family_id")["treated"].nunique().max() == 1  # siblings share the arm
+    assert child.data.groupby("match_family")["treated"].nunique().max() == 1  # siblings share the arm
     assert row(child, "a")["siblings_in_care"] == 1
     fam_any = build_cohort(ext, unit="family")
-    assert len(fam_any.data) == 2
+    assert len(own(fam_any)) == 2
     f1 = fam_any.data[fam_any.data["family_id"] == "F1"].iloc[0]
     assert f1["treated"] and f1["children_in_care"] == 2 and f1["index_delay_days"] == 20
     assert (f1["reunification_status"], f1["reunification_days"]) == (1, 161)  # a home on 07-01
@@ -260,6 +272,10 @@ def test_index_dates_without_immortal_time_and_reindex():
     assert re["index_date"] == pd.Timestamp("2018-03-03") and re["reunification_days"] == 151
     naive = c.naive()
     assert naive.loc[naive["child_id"] == "t", "reunification_days"].iloc[0] == 151
+    # before its enrolment t was in care and not yet enrolled: a comparison for delays < 30
+    tb = before_enrolment(c, "t")
+    assert not tb["treated"] and tb["eligible_until_days"] == 30 and tb["match_family"] == "t~before-enrolment"
+    assert len(naive) == 3 and not naive["served_later"].any()
 
 
 def test_prevention_design_family_enrolled_before_removal():
@@ -282,6 +298,8 @@ def test_prevention_design_family_enrolled_before_removal():
     assert not b["treated"] and b["removal_status"] == 0
     # c was removed (01-20) before enrolling (02-01): not a prevention-treated unit
     assert "c" not in set(c.data["child_id"])
+    # before enrolling (day 14) a was an unserved family at home: a comparison for delays < 14
+    assert before_enrolment(c, "a")["eligible_until_days"] == 14
     assert flow_step(c, "enrolled before any removal")["treated"] == 1
 
 
@@ -315,7 +333,7 @@ def test_bad_design_or_unit_is_a_config_error(bad):
         build_cohort(ext, **bad)
 
 
-def test_sibling_of_a_served_child_is_never_a_comparison_unit():
+def test_sibling_of_a_served_child_is_a_comparison_only_before_the_enrolment():
     ext = make_extract(
         {"child_id": ["a", "b", "c"], "birth_date": ["2015-01-01"] * 3},
         {
@@ -329,7 +347,76 @@ def test_sibling_of_a_served_child_is_never_a_comparison_unit():
         families={"child_id": ["a", "b", "c"], "family_id": ["F1", "F1", "F2"]},
     )
     c = build_cohort(ext)
-    assert sorted(c.data["child_id"]) == ["a", "c"]
-    assert c.data.groupby("family_id")["treated"].nunique().max() == 1
-    step = flow_step(c, "no sibling in the cohort served")
-    assert (step["treated"], step["comparison"]) == (1, 1)
+    # a is served (index 30 days after its removal) and also stands in as a comparison before
+    # its enrolment; b was in care, not yet enrolled, for its 59 days: a comparison then
+    assert sorted(c.data["child_id"]) == ["a", "a", "b", "c"]
+    a, b = row(c, "a"), row(c, "b")
+    assert a["treated"] and a["index_delay_days"] == 30 and a["match_family"] == "F1"
+    assert not b["treated"] and b["eligible_until_days"] == 59 and not b["served_later"]
+    # siblings share an arm and a match: b is matched with a's before-enrolment row, never with a
+    assert b["match_family"] == before_enrolment(c, "a")["match_family"] == "F1~before-enrolment"
+    assert c.data.groupby("match_family")["treated"].nunique().max() == 1
+    step = c.flow.to_frame().set_index("step")
+    assert step.filter(like="siblings of served units", axis=0)["comparison"].tolist() == [1]
+    assert c.summary().set_index(["outcome", "arm"]).loc[("reunification", "comparison"), "at_risk"] == 2  # b and c
+    # the flawed design that takes comparisons only from families that never enrol drops b
+    never = build_cohort(ext, risk_set=False)
+    assert sorted(never.data["child_id"]) == ["a", "c"]
+    assert flow_step(never, "no sibling in the cohort served")["comparison"] == 1
+
+
+def test_sibling_of_a_served_child_blocks_its_family_only_while_in_care():
+    """Matching at family level: the before-enrolment block is eligible while every child in it is."""
+    from ppeval.matching import match
+    from ppeval.propensity import PropensityScore
+
+    ext = make_extract(
+        {"child_id": ["a", "b", "t", "x", "y"], "birth_date": ["2015-01-01"] * 5},
+        {
+            "child_id": ["a", "b", "t", "x", "y"],
+            # F1: b home on day 20, the family enrols on day 60 (a in care);
+            # F2: t enrols on day 25; F3 never enrols: x home on day 30, y on day 200
+            "removal_date": ["2018-01-01"] * 5,
+            "discharge_date": ["2018-06-30", "2018-01-21", "2018-12-01", "2018-01-31", "2018-07-20"],
+            "discharge_reason": ["reunification"] * 5,
+        },
+        participation={"family_id": ["F1", "F2"], "enrolled_date": ["2018-03-02", "2018-01-26"]},
+        families={"child_id": ["a", "b", "t", "x", "y"], "family_id": ["F1", "F1", "F2", "F3", "F3"]},
+    )
+    c = build_cohort(ext)
+    assert row(c, "b")["eligible_until_days"] == 20 and before_enrolment(c, "a")["eligible_until_days"] == 60
+    ps = PropensityScore.from_logit(c.data, "treated", pd.Series(0.0, index=c.data.index), [])
+    m = match(ps, caliper_sd=None, cluster="match_family", delay="index_delay_days",
+              eligible_until="eligible_until_days", reindex=c.reindex)
+    d = m.data.set_index("child_id")
+    # t (delay 25): F1's before-enrolment block {a, b} is out since b left on day 20; F3 is in
+    assert d.loc["t", "match_id"] == d.loc["x", "match_id"] == d.loc["y", "match_id"]
+    assert (d.loc[["x", "y"], "index_delay_days"] == 25).all() and "b" not in d.index
+    # a (delay 60): F3 left the risk set on day 30 (x home), F2 before its enrolment on day 25
+    assert m.unmatched.index.tolist() == [c.data.index[(c.data["child_id"] == "a") & c.data["treated"]][0]]
+
+
+def test_family_unit_counts_only_children_in_care_at_the_index():
+    ext = make_extract(
+        {"child_id": ["a", "x", "y"], "birth_date": ["2015-01-01"] * 3},
+        {
+            "child_id": ["a", "x", "y"],
+            "removal_date": ["2018-01-01"] * 3,
+            # x went home on day 10, y on day 200; F1 enrols on day 30
+            "discharge_date": ["2018-06-01", "2018-01-11", "2018-07-20"],
+            "discharge_reason": ["reunification"] * 3,
+        },
+        participation={"family_id": ["F1"], "enrolled_date": ["2018-01-31"]},
+        families={"child_id": ["a", "x", "y"], "family_id": ["F1", "F2", "F2"]},
+    )
+    c = build_cohort(ext, unit="family")
+    f2 = c.data[c.data["family_id"] == "F2"]
+    assert f2["eligible_until_days"].iloc[0] == 200  # a family is at risk while a child is in care
+    assert (f2["reunification_status"].iloc[0], f2["reunification_days"].iloc[0]) == (1, 10)  # x, from removal
+    # at a pseudo-index of 30 days only y is still in care: reunified 170 days later, not on day 0
+    r = c.reindex(f2.assign(index_delay_days=30)).iloc[0]
+    assert (r["reunification_status"], r["reunification_days"]) == (1, 170)
+    all_rule = build_cohort(ext, unit="family", family_outcome="all")
+    f2 = all_rule.data[all_rule.data["family_id"] == "F2"]
+    r = all_rule.reindex(f2.assign(index_delay_days=30)).iloc[0]
+    assert (r["reunification_status"], r["reunification_days"]) == (1, 170)

@@ -207,42 +207,46 @@ def reference_nn(dist, treat, ratio=1, caliper=np.inf, replace=False, order="lar
         ord_ = rng.permutation(len(t_rows))
     else:
         ord_ = np.arange(len(t_rows))
+    groups = [ord_]
+    if delay is not None:  # risk-set matching in time order: all passes of a delay, then the next
+        dl = delay[t_rows]
+        ord_ = ord_[np.argsort(dl[ord_], kind="stable")]
+        groups = [ord_[dl[ord_] == v] for v in np.unique(dl)]
     tol = 1e-9 * (dist[active].max() - dist[active].min())
     used = np.zeros(n, bool)
     mm = np.full((len(t_rows), ratio), -1)
-    for r in range(ratio):
-        for i in ord_:
-            t = t_rows[i]
-            if not active[t]:
-                continue
-            found = []
-            for step in (-1, 1):
-                k = rank[t] + step
-                hit = -1
-                while 0 <= k < n:
-                    u = d_ord[k]
-                    k += step
-                    if treat[u] or not active[u] or used[u] or u in mm[i, :r]:
-                        continue
-                    if abs(dist[t] - dist[u]) > caliper:
-                        break
-                    if exact is not None and exact[u] != exact[t]:
-                        continue
-                    if delay is not None and not elig[u] > delay[t]:
-                        continue
-                    hit = u
+    for r, i in ((r, i) for g in groups for r in range(ratio) for i in g):
+        t = t_rows[i]
+        if not active[t]:
+            continue
+        found = []
+        for step in (-1, 1):
+            k = rank[t] + step
+            hit = -1
+            while 0 <= k < n:
+                u = d_ord[k]
+                k += step
+                if treat[u] or not active[u] or used[u] or u in mm[i, :r]:
+                    continue
+                if abs(dist[t] - dist[u]) > caliper:
                     break
-                found.append(hit)
-            kl, kr = found
-            if kl >= 0 and kr >= 0:
-                k = kl if abs(dist[t] - dist[kl]) <= abs(dist[kr] - dist[t]) + tol else kr
-            else:
-                k = max(kl, kr)
-            if k < 0:
-                continue
-            mm[i, r] = k
-            if not replace:
-                used[k] = True
+                if exact is not None and exact[u] != exact[t]:
+                    continue
+                if delay is not None and not elig[u] > delay[t]:
+                    continue
+                hit = u
+                break
+            found.append(hit)
+        kl, kr = found
+        if kl >= 0 and kr >= 0:
+            k = kl if abs(dist[t] - dist[kl]) <= abs(dist[kr] - dist[t]) + tol else kr
+        else:
+            k = max(kl, kr)
+        if k < 0:
+            continue
+        mm[i, r] = k
+        if not replace:
+            used[k] = True
     return t_rows, mm
 
 
@@ -509,6 +513,28 @@ def test_eligibility_rule_and_reindex():
     m2 = match(propensity(df2, "treated", ["x"]), delay="index_delay_days",
                eligible_until="eligible_until_days", caliper_sd=0.2)
     assert m2.unmatched.loc[i, "reason"] == "no eligible control at this delay"
+
+
+def test_delay_matching_takes_treated_units_in_time_order():
+    """A comparison unit's availability must not depend on how long it stays eligible.
+
+    T_long (delay 100) has the larger score; in score order it would take C_long, the only
+    unit still eligible at day 100, and leave T_short (delay 10) with C_short, who leaves on
+    day 50: the units that stay long would go to long delays and quick leavers to short
+    ones. In time order T_short, matched first, takes its nearest unit, C_long.
+    """
+    df = pd.DataFrame({
+        "treated": [1, 1, 0, 0],
+        "delay": [100.0, 10.0, np.nan, np.nan],
+        "elig": [np.nan, np.nan, 300.0, 50.0],
+    }, index=["T_long", "T_short", "C_long", "C_short"])
+    ps = PropensityScore.from_logit(df, "treated", pd.Series([2.0, 0.6, 0.6, 0.3], index=df.index))
+    m = match(ps, delay="delay", eligible_until="elig", caliper_sd=None)
+    assert m.pairs[["treated", "control"]].values.tolist() == [["T_short", "C_long"]]
+    assert "all already matched" in m.unmatched.loc["T_long", "detail"]  # C_long went to T_short
+    assert "taken in increasing delay" in m.method
+    plain = match(ps, caliper_sd=None)  # without delays: MatchIt's order, largest score first
+    assert sorted(plain.pairs[["treated", "control"]].values.tolist()) == [["T_long", "C_long"], ["T_short", "C_short"]]
 
 
 def test_family_delay_uses_the_strictest_sibling():

@@ -87,11 +87,21 @@ def test_generated_extract_same_tables_and_cohort(tmp_path):
 
 
 def test_spilling_under_a_small_memory_limit_gives_the_same_tables(tmp_path, monkeypatch):
-    """Out of core for real: DuckDB at 30 MB must spill, and the tables stay the same."""
+    """Out of core for real: under a 24 MB limit DuckDB moves data to disk, same tables."""
     folder = write_synthetic(tmp_path / "syn", n_children=20000, seed=5, canonical=False)
     paths = [str(p.relative_to(folder)) for p in sorted((folder / "afcars").glob("*.tab"))]
-    monkeypatch.setenv("PPEVAL_DUCKDB_MEMORY_LIMIT", "30MB")
+    monkeypatch.setenv("PPEVAL_DUCKDB_MEMORY_LIMIT", "24MB")
+    spilled = []
+    fetch = duckdb_engine._fetch
+
+    def watching(con, sql):
+        # bytes DuckDB keeps in its temporary folder (table blocks and sort runs moved out)
+        spilled.append(con.execute("SELECT sum(temporary_storage_bytes) FROM duckdb_memory()").fetchall()[0][0] or 0)
+        return fetch(con, sql)
+
+    monkeypatch.setattr(duckdb_engine, "_fetch", watching)
     _assert_same_load(afcars.load_afcars, load_afcars_duckdb, paths, folder)
+    assert max(spilled) > 1_000_000
 
 
 def _bench_load():

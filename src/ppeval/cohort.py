@@ -30,6 +30,22 @@ The cohort gives the matching stage what it needs for this rule:
 * :meth:`Cohort.reindex`: recomputes every outcome column of rows whose
   ``index_delay_days`` was changed (the matching stage passes it forward as a callable).
 
+Comparison units are the units *not yet* enrolled at the delay, not those that never enrol
+(risk-set matching, Li, Propert & Rosenbaum 2001): restricting them to families that never
+enrol would condition on the future, since a family whose children go home early never gets
+the chance to enrol. So each served unit appears once more as a comparison row
+(``served_later``) eligible only before its enrolment, and a served unit's sibling who went
+home before the family enrolled stays a comparison unit for the delays it was in care. Both
+carry ``match_family`` = family id + ``"~before-enrolment"``: siblings are matched as a block,
+and a family's before-enrolment block is never mixed with its treated block. The matching
+stage takes treated units in order of their delay, so that whether a comparison unit is
+still free does not depend on how long it stays in care (see :mod:`ppeval.matching`).
+
+With ``unit="family"``, a family's outcome at an index counts only the children still at
+risk then (in care, for the in-care design): a treated family is its children in care at the
+enrolment, a comparison family at a pseudo-index its children in care at that delay. A
+family is eligible while any of its children is.
+
 :meth:`Cohort.naive` gives the flawed design that starts everyone at removal, for
 demonstration and for tests that show the bias.
 
@@ -436,8 +452,11 @@ def build_cohort(
     risk_set : bool
         Add each served unit enrolled after its removal once more as a comparison row
         (``served_later`` True, ``treated`` False) that is eligible only for delays before its
-        own enrolment: comparison units are those *not yet* enrolled at the delay, not those
-        that never enrol (which would condition on the future). Default True.
+        own enrolment, and keep a served unit's siblings who left care before the family
+        enrolled as comparison units (in the family's before-enrolment block): comparison
+        units are those *not yet* enrolled at the delay, not those that never enrol (which
+        would condition on the future). Default True; False gives the flawed design that
+        takes comparisons only from families that never enrol.
 
     Returns
     -------
@@ -758,7 +777,8 @@ def _at_risk(kids: pd.DataFrame, delay: pd.Series) -> pd.DataFrame:
     family "reunified" on day 0). A treated family's children are those in care at the
     enrolment; a comparison family's are those in care at its pseudo-index.
     """
-    return kids[kids["eligible_until_days"].to_numpy(float) > delay.to_numpy(float)]
+    d = delay.to_numpy(float)
+    return kids[(d <= 0) | (kids["eligible_until_days"].to_numpy(float) > d)]
 
 
 def build_cohort_from_config(ext: Extract, cfg: dict[str, Any]) -> Cohort:

@@ -47,6 +47,16 @@ it. At family level a treated family's delay is the largest delay among its chil
 comparison family's ``eligible_until`` the smallest among its children (every sibling must be
 eligible).
 
+With ``delay=``, treated units are taken in increasing order of their delay (risk-set
+matching in time order, as Li, Propert & Rosenbaum 2001): all treated units with delay *d*
+get their matches (every pass when ``ratio`` > 1) before any treated unit with a longer
+delay, and ``order`` ranks the treated units within one delay. Then whether a comparison
+unit is still free at delay *d* depends only on matches made at earlier delays, i.e. on its
+past. Taken in score order instead, a treated unit with a long delay can use up a comparison
+unit that stays eligible long, so that treated units with short delays are left with the
+comparison units that leave early: the pool is selected on its outcome (for reunification,
+quicker exits), which biases the comparison against the treated arm.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd
@@ -112,7 +122,7 @@ def _find(parent, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order,
+def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order, group_end,
              ratio, caliper, replace, use_delay, tol):  # pragma: no cover - compiled
     """Greedy nearest-neighbour matching on a sorted distance.
 
@@ -123,6 +133,8 @@ def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order
                sort (within all strata): its place among the comparison units
     t_lo, t_hi the treated unit's stratum block [lo, hi) of comparison positions
     order      the order in which treated units are taken
+    group_end  exclusive ends of consecutive groups of ``order`` (one group per delay with
+               use_delay, else one group): each group gets all ``ratio`` passes before the next
     Returns an (n_treated, ratio) array of comparison positions (-1 = no match).
     """
     nt = t_dist.shape[0]
@@ -132,64 +144,67 @@ def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order
     # sentinel. right[p] is position p; right[nc] is the "none" sentinel.
     left = np.arange(nc + 1)
     right = np.arange(nc + 1)
-    for r in range(ratio):
-        for oi in range(nt):
-            i = order[oi]
-            if not t_active[i]:
-                continue
-            lo = t_lo[i]
-            hi = t_hi[i]
-            if lo >= hi:
-                continue
-            d = t_dist[i]
-            # nearest usable comparison unit on the left (lower distance)
-            kl = -1
-            q = _find(left, t_pos[i]) - 1
-            while q >= lo:
-                if d - c_dist[q] > caliper:
-                    break  # sorted: everything further left is further away
-                ok = True
-                if use_delay and not (c_elig[q] > t_delay[i]):
-                    ok = False
-                if ok and replace and r > 0:
-                    for s in range(r):
-                        if mm[i, s] == q:
-                            ok = False
-                            break
-                if ok:
-                    kl = q
-                    break
-                q = _find(left, q) - 1
-            # ... and on the right
-            kr = -1
-            q = _find(right, t_pos[i])
-            while q < hi:
-                if c_dist[q] - d > caliper:
-                    break
-                ok = True
-                if use_delay and not (c_elig[q] > t_delay[i]):
-                    ok = False
-                if ok and replace and r > 0:
-                    for s in range(r):
-                        if mm[i, s] == q:
-                            ok = False
-                            break
-                if ok:
-                    kr = q
-                    break
-                q = _find(right, q + 1)
-            if kl >= 0 and kr >= 0:
-                k = kl if (d - c_dist[kl]) <= (c_dist[kr] - d) + tol else kr
-            elif kl >= 0:
-                k = kl
-            elif kr >= 0:
-                k = kr
-            else:
-                continue
-            mm[i, r] = k
-            if not replace:
-                left[k + 1] = k
-                right[k] = k + 1
+    g0 = 0
+    for g1 in group_end:
+        for r in range(ratio):
+            for oi in range(g0, g1):
+                i = order[oi]
+                if not t_active[i]:
+                    continue
+                lo = t_lo[i]
+                hi = t_hi[i]
+                if lo >= hi:
+                    continue
+                d = t_dist[i]
+                # nearest usable comparison unit on the left (lower distance)
+                kl = -1
+                q = _find(left, t_pos[i]) - 1
+                while q >= lo:
+                    if d - c_dist[q] > caliper:
+                        break  # sorted: everything further left is further away
+                    ok = True
+                    if use_delay and not (c_elig[q] > t_delay[i]):
+                        ok = False
+                    if ok and replace and r > 0:
+                        for s in range(r):
+                            if mm[i, s] == q:
+                                ok = False
+                                break
+                    if ok:
+                        kl = q
+                        break
+                    q = _find(left, q) - 1
+                # ... and on the right
+                kr = -1
+                q = _find(right, t_pos[i])
+                while q < hi:
+                    if c_dist[q] - d > caliper:
+                        break
+                    ok = True
+                    if use_delay and not (c_elig[q] > t_delay[i]):
+                        ok = False
+                    if ok and replace and r > 0:
+                        for s in range(r):
+                            if mm[i, s] == q:
+                                ok = False
+                                break
+                    if ok:
+                        kr = q
+                        break
+                    q = _find(right, q + 1)
+                if kl >= 0 and kr >= 0:
+                    k = kl if (d - c_dist[kl]) <= (c_dist[kr] - d) + tol else kr
+                elif kl >= 0:
+                    k = kl
+                elif kr >= 0:
+                    k = kr
+                else:
+                    continue
+                mm[i, r] = k
+                if not replace:
+                    left[k + 1] = k
+                    right[k] = k + 1
+        g0 = g1
     return mm
 
 
@@ -268,11 +283,19 @@ def _nearest_core(dist, treated, active, strata, delay, elig, ratio, caliper, re
         ord_ = rng.permutation(nt)
     else:
         ord_ = np.arange(nt)
+    if delay is not None:
+        # risk-set matching in time order: earliest delay first, ``order`` within a delay
+        ord_ = ord_[np.argsort(np.where(np.isnan(t_delay[ord_]), np.inf, t_delay[ord_]), kind="stable")]
+        dl = t_delay[ord_]
+        change = np.flatnonzero(~((dl[1:] == dl[:-1]) | (np.isnan(dl[1:]) & np.isnan(dl[:-1])))) + 1
+        group_end = np.r_[change, nt].astype(np.int64)
+    else:
+        group_end = np.array([nt], np.int64)
     ad = dist[act_rows]
     rng_d = float(ad.max() - ad.min()) if len(ad) else 0.0
     cal = np.inf if caliper is None else float(caliper)
     mm_pos = _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active,
-                      ord_.astype(np.int64), int(ratio), cal, bool(replace),
+                      ord_.astype(np.int64), group_end, int(ratio), cal, bool(replace),
                       delay is not None, _TIE_TOL * rng_d)
     mm = np.where(mm_pos >= 0, c_rows[np.maximum(mm_pos, 0)], -1)
 
@@ -477,7 +500,8 @@ def _describe(method, ratio, replace, caliper_sd, caliper, order, exact, cluster
         if exact:
             txt += f", exactly within {', '.join(exact)}"
         if delay:
-            txt += f", comparison units eligible only while eligible_until > the treated unit's {delay}"
+            txt += (f", comparison units eligible only while eligible_until > the treated unit's {delay}"
+                    f" (treated units taken in increasing {delay}, risk-set matching in time order)")
     if cluster:
         txt += f"; families ({cluster}) matched as blocks on their mean logit"
     return txt
@@ -568,7 +592,8 @@ def match(
     delay, eligible_until : str, optional
         Columns for index dates without immortal time: a comparison unit can serve a treated
         unit with ``delay = d`` only if its ``eligible_until > d``; the matched comparison
-        unit's ``delay`` is set to ``d``.
+        unit's ``delay`` is set to ``d``. Treated units are then taken in increasing delay
+        (``order`` ranks them within a delay; see the module notes).
     reindex : callable, optional
         Applied to the matched data (and to :attr:`MatchedSample.matches`) after matching,
         e.g. to recompute outcomes from the new index dates. Defaults to ``ps.reindex``.

@@ -836,8 +836,11 @@ def _norm_id(value: str) -> str:
     number without leading zeros or a ``.0`` (writers turn ``"00123"`` into 123 or 123.0)."""
     s = value.strip().lower()
     if _INTEGRAL.fullmatch(s):
+        # string operations, not int(): an id of thousands of digits must not fail
         digits = s.split(".")[0].lstrip("+")
-        return str(int(digits))
+        sign = "-" if digits.startswith("-") else ""
+        digits = digits.lstrip("-").lstrip("0") or "0"
+        return sign + digits if digits != "0" else "0"
     return s
 
 

@@ -20,9 +20,15 @@ The model
   program, enrolled at *e*, it solves ``H(e) + HR * (H(t) - H(e)) = E`` for ``t > e``. Both
   worlds therefore agree before enrolment and the true effect on the treated is computed
   exactly from the simulated units (``truth.json``).
-* ``design="in_care"``: a family enrols *d* days after removal (mostly 5-120) if a child is
-  still in care then; the program raises the reunification hazard and lowers TPR, re-entry
-  and maltreatment recurrence after enrolment. ``design="prevention"``: a family enrols
+* ``design="in_care"``: every removal of a family (first removals, a newborn removed later,
+  re-entries) is a referral; the family is offered the program *d* days later (mostly
+  5-120) if a child is still in care then, and enrols at the first offer it accepts. Every
+  episode follows the same outcome model and any episode can be treated (earlier removals
+  are re-entries of the model, not episodes made to end at home), so served and unserved
+  units compared at the same point in care differ only through the program and the
+  measured confounders. The program raises the reunification hazard and lowers TPR,
+  re-entry and maltreatment recurrence of the episode open at enrolment (an episode that
+  begins after it is not treated). ``design="prevention"``: a family enrols
   within 60 days after an index maltreatment report if its children were not removed; the
   program lowers the removal and recurrence hazards.
 
@@ -1854,7 +1860,7 @@ def generate(
     )
 
 
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2  # 2: enrolment at any removal; no prior episodes made to end at home
 _PREVENTION_WINDOW = 60
 
 

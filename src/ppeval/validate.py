@@ -147,6 +147,10 @@ def _factorize(columns: list[pd.Series]) -> tuple[list[np.ndarray], int]:
     return parts, len(uniques)
 
 
+#: Rows a check lists one by one (per call); further ones are counted in one problem.
+MAX_LISTED_PER_CHECK = 1000
+
+
 class _Table:
     """One canonical table with its provenance arrays and cached, normalised columns."""
 
@@ -234,21 +238,46 @@ class _Table:
         message: str | list[str],
         values: Iterable[str | None] | None = None,
     ) -> list[Problem]:
-        """Problems for the rows at ``positions`` (only the flagged rows are looped over)."""
+        """Problems for the rows at ``positions`` (only the flagged rows are looped over).
+
+        At most :data:`MAX_LISTED_PER_CHECK` rows are listed one by one; the rest are
+        counted in one problem per file (a swapped header must not print a line per row
+        of a statewide file).
+        """
         pos = np.asarray(positions, dtype=np.int64)
         if pos.size == 0:
             return []
         k = pos.size
-        rows = [None if r < 0 else int(r) for r in self.rows[pos]]
         vals = [None] * k if values is None else list(values)
         exps = [expected] * k if isinstance(expected, str) else list(expected)
         msgs = [message] * k if isinstance(message, str) else list(message)
+        rest = np.zeros(0, dtype=np.int64)
+        if k > MAX_LISTED_PER_CHECK:
+            order = np.argsort(pos, kind="stable")
+            keep, rest = order[:MAX_LISTED_PER_CHECK], pos[order[MAX_LISTED_PER_CHECK:]]
+            pos = pos[keep]
+            vals, exps, msgs = ([x[i] for i in keep] for x in (vals, exps, msgs))
+        rows = [None if r < 0 else int(r) for r in self.rows[pos]]
         files = self.files(pos)
         labels = {f: self.label(column, f) if column else None for f in pd.unique(files)}
-        return [
+        out = [
             Problem(severity, str(f), r, labels[f], v, e, m, self.name)
             for f, r, v, e, m in zip(files, rows, vals, exps, msgs, strict=True)
         ]
+        if rest.size:
+            what = msgs[0].split(";")[0].split(" (")[0]
+            rest_files = self.files(rest)
+            for f in pd.unique(rest_files):
+                r = self.rows[rest[rest_files == f]]
+                out.append(
+                    Problem(
+                        severity, str(f), None, self.label(column, f) if column else None, None, exps[0],
+                        f"{what}: {r.size} more row(s) like the ones above (rows {int(r.min())}-{int(r.max())}); "
+                        f"only the first {MAX_LISTED_PER_CHECK} of this check are listed",
+                        self.name,
+                    )
+                )
+        return out
 
     def emit_file(
         self, severity: str, column: str | None, expected: str, message: str

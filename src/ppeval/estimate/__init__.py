@@ -40,7 +40,7 @@ from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, 
 from .competing import AalenJohansen, FineGray, finegray_expand
 from .results import CONTRACT_MEASURES, Effect, EffectResults
 from .sensitivity import EValue, RosenbaumBounds, evalue, rosenbaum_bounds
-from .subgroups import dose_response, subgroup_effects
+from .subgroups import dose_response, subgroup_effects, subgroup_effects_many
 from .survival import CoxPH, KaplanMeier, logrank_test, rmst_difference
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "binary_effects", "dose_response", "estimate", "evalue", "finegray_expand",
     "fit_glm_cluster", "logrank_test", "mcnemar", "rmst_difference", "rosenbaum_bounds",
     "subgroup_effects",
+    "subgroup_effects_many",
 ]
 
 _ARM_LABELS = {True: "treated", False: "comparison"}

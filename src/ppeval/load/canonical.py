@@ -123,6 +123,9 @@ def concat_tables(table: str, pieces: list[pd.DataFrame]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- problems
 #: Longest source value repeated in a problem; a longer one is cut (a 10 MB cell stays out of logs).
 MAX_VALUE_SHOWN = 60
+#: A column with at least this many bad cells, half or more of its values, is taken as
+#: mislabelled: its values are not repeated (see :func:`cell_problems`).
+MISLABELLED_MIN_BAD = 3
 _MAX_NAMES_SHOWN = 80
 
 _DATA_LIKE = re.compile(
@@ -184,7 +187,11 @@ def cell_problems(
     if not len(bad):
         return []
     listed = bad if limit is None else bad[:limit]
-    if identifying or parsed.text is None:
+    # A column whose values are mostly not of its kind is mislabelled (swapped or shifted
+    # columns): its cells may be another column's ids or birth dates, so none is repeated.
+    filled = int((~parsed.missing).sum()) + len(bad)
+    mislabelled = len(bad) >= MISLABELLED_MIN_BAD and len(bad) >= 0.5 * filled
+    if identifying or parsed.text is None or mislabelled:
         values: list[str | None] = [None] * len(listed)
     else:
         values = [shown_value(v) for v in parsed.text.take(pa.array(listed)).to_pylist()]
@@ -194,6 +201,15 @@ def cell_problems(
                 OUT_OF_RANGE_DATE if far is not None and far[i] else message, table)
         for i, v in zip(listed, values, strict=True)
     ]
+    if mislabelled:
+        first = out[0]
+        out[0] = Problem(
+            first.severity, first.file, first.row, first.column, None, first.expected,
+            f"{first.message}; {len(bad):,} of the {filled:,} values of this column are not "
+            f"{expected.split(' (')[0]}: is the column mislabelled, or are columns swapped or shifted? "
+            "(values not shown)",
+            first.table,
+        )
     if len(bad) > len(listed):
         rest = bad[len(listed) :]
         out.append(

@@ -9,11 +9,11 @@ memory at a time:
 1. each file is read and parsed by the very same code as the pandas engine
    (:func:`~ppeval.load.preset.read_preset_file`: the same accepted spellings, the same
    problems naming file, line and column, the same provenance), reduced to its compact
-   typed columns, and appended to a table of an on-disk DuckDB database in a temporary
-   folder; the file's text is then released;
+   typed columns, and appended to a DuckDB table; the file's text is then released;
 2. DuckDB stacks the records with SQL (``GROUP BY`` child and removal date, "latest
-   non-missing value" as ``max_by`` over the record's time order) under a memory limit,
-   spilling to that folder when the data do not fit;
+   non-missing value" as a ``max`` over the record's time order) under a memory limit
+   (``PPEVAL_DUCKDB_MEMORY_LIMIT``), moving table blocks and sort runs to a temporary
+   folder when the records do not fit;
 3. only the finished canonical tables (children, episodes, reports) come back as pandas
    DataFrames, with the same rows, order, values and dtypes as the pandas engine gives
    (``tests/test_scale_duckdb.py`` compares them, and the cohorts built on them).
@@ -33,8 +33,8 @@ Examples
 >>> _ = (d / "FC2019B.tab").write_text(
 ...     "RecNumbr\\tDOB\\tSex\\tLatRemDt\\tDoDFCDt\\tDISREASN\\tNeglect\\n"
 ...     "C1\\t2012-05-01\\t2\\t2019-01-10\\t2019-09-30\\t1\\t1\\n")
->>> res = load_afcars_duckdb(["FC2019A.tab", "FC2019B.tab"], base_dir=d)   # doctest: +SKIP
->>> res.frames()["episodes"][["discharge_date", "discharge_reason"]].astype(str).values.tolist()  # doctest: +SKIP
+>>> res = load_afcars_duckdb(["FC2019A.tab", "FC2019B.tab"], base_dir=d)
+>>> res.frames()["episodes"][["discharge_date", "discharge_reason"]].astype(str).values.tolist()
 [['2019-09-30', 'reunification']]
 """
 
@@ -73,8 +73,9 @@ __all__ = ["AUTO_BYTES", "ENGINES", "duckdb_available", "load_afcars_duckdb", "l
 
 ENGINES = ("pandas", "duckdb", "auto")
 #: ``engine = "auto"`` switches to DuckDB past this many bytes of AFCARS and NCANDS files.
-#: The pandas engine peaks at about 2.7x the AFCARS bytes it stacks (2.2 GiB for 840 MB),
-#: so 4 GiB of input is about where it would need 11 GiB, beyond a 16 GB laptop.
+#: The pandas engine peaks at 3-4x the bytes it reads (2.1 GiB for the 530 MB extract of
+#: 1,000,000 children; 2.2 GiB for bench_load's 840 MB), so past 4 GiB of input it would
+#: need 12-16 GiB: more than a 16 GB laptop has to spare.
 AUTO_BYTES = 4 * 2**30
 # The time key of a record packs (period index, global row) into 45 bits, so that a value
 # of up to 18 bits (a date as days since 1800, a code) fits beside it in one BIGINT and
@@ -225,13 +226,17 @@ def _row(con: Any, sql: str) -> tuple:
 
 
 def _fetch(con: Any, sql: str) -> pa.Table:
+    """A query's result as an Arrow table, streamed out in batches.
+
+    Streaming keeps DuckDB from holding the whole result inside its memory limit (the
+    result is the output we need in Python anyway).
+    """
     rel = con.sql(sql)
-    # the method's name changed across DuckDB releases (arrow, fetch_arrow_table, to_arrow_table)
-    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+    # the method's name changed across DuckDB releases
+    for name in ("to_arrow_reader", "fetch_arrow_reader", "record_batch"):
         if hasattr(rel, name):
-            out = getattr(rel, name)()
-            return out.read_all() if isinstance(out, pa.RecordBatchReader) else out
-    raise RuntimeError("this DuckDB release has no Arrow export")  # pragma: no cover
+            return getattr(rel, name)(200_000).read_all()
+    return rel.arrow()  # pragma: no cover - older releases
 
 
 def _np(table: pa.Table, name: str) -> np.ndarray:
@@ -377,6 +382,7 @@ def _afcars_episodes(
         FROM ep2 ORDER BY ckey, lat NULLS FIRST
     """)
     warnings = _dlst_warnings(con, labels, names_by_file, limit)
+    con.execute("DROP TABLE ep; DROP TABLE ep2")  # memory for the children's aggregate
     ep: dict[str, pd.Series] = {
         "child_id": string_column(_strings(t, "rec")),
         "removal_date": date_column(_dates(t, "lat")),

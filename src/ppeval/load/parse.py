@@ -85,9 +85,12 @@ OUT_OF_RANGE_DATE = (
     "a codes entry mapping it to \"\" makes it missing)"
 )
 
+# A time of day after a date is dropped, but it must be a time (hour 0-23 or 1-12 with AM/PM,
+# minutes and seconds 0-59): "2019-02-20T25:61" is damaged, not a date.
+_HM = r"(?:[01]?\d|2[0-3]):[0-5]\d"
 _DATE_PATTERNS = (
-    r"^(?P<y>\d{4})[-/](?P<m>\d{1,2})[-/](?P<d>\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d*)?)?)?$",
-    r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?(?: ?[AaPp][Mm])?)?$",
+    rf"^(?P<y>\d{{4}})[-/](?P<m>\d{{1,2}})[-/](?P<d>\d{{1,2}})(?:[ T]{_HM}(?::[0-5]\d(?:\.\d*)?)?)?$",
+    rf"^(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}})/(?P<y>\d{{4}})(?: {_HM}(?::[0-5]\d)?(?: ?[AaPp][Mm])?)?$",
     r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$",
 )
 _INT_RE = r"^[+-]?\d+(?:\.0*)?$"

@@ -90,6 +90,10 @@ _NON_SPACE = re.compile(rb"\S")
 #: Ragged lines listed one by one per file; the rest are counted in one problem.
 MAX_RAGGED_LISTED = 1000
 
+# The csv module refuses fields over 128 KiB by default; a huge cell is a problem of that
+# cell (reported as such), never a reason to drop the whole file.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
 #: Chooses the positions of the columns to read, given the header (None = all).
 ColumnSelector = Callable[[list[str]], Sequence[int] | None]
 
