@@ -14,10 +14,12 @@ One entry point for the scale benchmarks. For each size it
    ``/proc/self/statm`` every 20 ms; the process's ``ru_maxrss`` is the overall peak);
 3. runs the whole ``ppeval report CONFIG --out DIR`` as a subprocess and takes its wall
    time and peak memory from ``wait4`` (``ru_maxrss`` of that process);
-4. writes ``benchmarks/results/suite.json`` (figures per size, merged with those of earlier
+4. optionally (``--engines``) loads the extract with the pandas and the DuckDB engine, and
+   (``--simulation``) times the simulation study with 1 and 2 joblib workers;
+5. writes ``benchmarks/results/suite.json`` (figures per size, merged with those of earlier
    runs at other sizes) and prints a table.
 
-The load average is recorded before and after each run: the machine is shared, and a busy
+The load average is recorded around each part: the machine is shared, and a busy
 neighbour slows every figure.
 
 Usage::
@@ -435,16 +437,19 @@ def format_table(suite: dict[str, Any]) -> str:
 
     Examples
     --------
+    CPU time is shown beside the wall time: on a shared machine it moves much less with
+    the neighbours' load.
+
     >>> suite = {"sizes": {"1000": {"children": 1000, "stages": [{"stage": "load", "seconds": 0.5,
-    ...          "peak_rss_bytes": 2**29}], "report_cli": {"stage": "ppeval report", "seconds": 3.0,
-    ...          "peak_rss_bytes": 2**30}}}}
+    ...          "cpu_seconds": 0.4, "peak_rss_bytes": 2**29}], "report_cli": {"stage": "ppeval report",
+    ...          "seconds": 3.0, "cpu_seconds": 2.5, "peak_rss_bytes": 2**30}}}}
     >>> print(format_table(suite))
-    | children | stage | wall | peak memory | target |
-    |---:|---|---:|---:|---|
-    | 1,000 | load | 0.50 s | 0.50 GiB |  |
-    | 1,000 | **ppeval report** (whole, subprocess) | **3.0 s** | **1.00 GiB** |  |
+    | children | stage | wall | CPU | peak memory | target |
+    |---:|---|---:|---:|---:|---|
+    | 1,000 | load | 0.50 s | 0.4 s | 0.50 GiB |  |
+    | 1,000 | **ppeval report** (whole, subprocess) | **3.0 s** | 2.5 s | **1.00 GiB** |  |
     """
-    lines = ["| children | stage | wall | peak memory | target |", "|---:|---|---:|---:|---|"]
+    lines = ["| children | stage | wall | CPU | peak memory | target |", "|---:|---|---:|---:|---:|---|"]
     for key in sorted(suite["sizes"], key=int):
         r = suite["sizes"][key]
         n = f"{r['children']:,}"
@@ -452,14 +457,15 @@ def format_table(suite: dict[str, Any]) -> str:
             t = TARGETS.get(s["stage"]) if r["children"] == TARGET_SIZE else None
             target = ", ".join(f"≤ {v:g} {'s' if k == 'seconds' else 'GiB'}" for k, v in (t or {}).items())
             flag = " (failed: see error)" if s.get("error") else ""
-            lines.append(f"| {n} | {s['stage']}{flag} | {s['seconds']:.2f} s | {s['peak_rss_bytes'] / GIB:.2f} GiB | {target} |")
+            lines.append(f"| {n} | {s['stage']}{flag} | {s['seconds']:.2f} s | {s.get('cpu_seconds', float('nan')):.1f} s "
+                         f"| {s['peak_rss_bytes'] / GIB:.2f} GiB | {target} |")
         c = r.get("report_cli")
         if c:
             t = TARGETS["ppeval report"] if r["children"] == TARGET_SIZE else None
             target = f"≤ {t['seconds']:g} s, ≤ {t['peak_gib']:g} GiB" if t else ""
             flag = f" (exit {c['exit_status']})" if c.get("exit_status") else ""
             lines.append(f"| {n} | **ppeval report** (whole, subprocess){flag} | **{c['seconds']:.1f} s** | "
-                         f"**{c['peak_rss_bytes'] / GIB:.2f} GiB** | {target} |")
+                         f"{c.get('cpu_seconds', float('nan')):.1f} s | **{c['peak_rss_bytes'] / GIB:.2f} GiB** | {target} |")
     return "\n".join(lines)
 
 

@@ -34,6 +34,26 @@ COVARIATES = ["age_at_removal", "removal_parent_drugs", "removal_neglect", "remo
 RESULTS = Path(__file__).parent / "results"
 
 
+def _pool_rare_levels(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Merge levels seen in one arm only into the most common level (as the Evaluation does).
+
+    In a small replicate a county whose program started late can have no served unit;
+    its logistic coefficient would be infinite (separation).
+    """
+    df = df.copy()
+    arm = df["treated"].astype(bool)
+    for col in columns:
+        key = df[col].astype("string")
+        tab = pd.crosstab(key, arm)
+        for a in (True, False):
+            if a not in tab:
+                tab[a] = 0
+        one_armed = tab.index[(tab[True] == 0) | (tab[False] == 0)]
+        if len(one_armed):
+            df[col] = key.where(~key.isin(one_armed), str(tab.sum(axis=1).idxmax()))
+    return df
+
+
 def replicate(seed: int, n_children: int) -> list[dict]:
     """One replicate: generate, build the cohort, match, estimate; one row per outcome."""
     from ppeval.cohort import build_cohort
@@ -44,7 +64,7 @@ def replicate(seed: int, n_children: int) -> list[dict]:
 
     syn = generate(n_children, seed=seed)
     cohort = build_cohort(syn.to_extract(), entry_from="2016-01-01", entry_to="2021-12-31", outcomes={"reunification": [12], "tpr": [24]})
-    data = cohort.data
+    data = _pool_rare_levels(cohort.data, ("county", "entry_year"))
     covariates = [c for c in COVARIATES if data[c].nunique() > 1]
     ps = propensity(data, "treated", covariates, categorical=[c for c in ("county", "entry_year") if c in covariates])
     m = match(ps, caliper_sd=0.2, exact=["entry_year"], cluster="match_family", delay="index_delay_days",

@@ -62,13 +62,14 @@ def test_quick_suite_run(tmp_path, capsys):
 def test_table_marks_targets_and_failures():
     suite = _suite()
     fake = {"sizes": {"1000000": {"children": 1_000_000, "stages": [
-        {"stage": "load", "seconds": 15.4, "peak_rss_bytes": 2 * GIB},
-        {"stage": "report", "seconds": 26.7, "peak_rss_bytes": 4 * GIB, "error": "PrivacyError: ..."}],
-        "report_cli": {"stage": "ppeval report", "seconds": 92.1, "peak_rss_bytes": int(3.79 * GIB), "exit_status": 1}}}}
+        {"stage": "load", "seconds": 15.4, "cpu_seconds": 15.37, "peak_rss_bytes": 2 * GIB},
+        {"stage": "report", "seconds": 26.7, "cpu_seconds": 27.26, "peak_rss_bytes": 4 * GIB, "error": "PrivacyError: ..."}],
+        "report_cli": {"stage": "ppeval report", "seconds": 92.1, "cpu_seconds": 89.01, "peak_rss_bytes": int(3.79 * GIB),
+                       "exit_status": 1}}}}
     lines = suite.format_table(fake).splitlines()
-    assert lines[2] == "| 1,000,000 | load | 15.40 s | 2.00 GiB | ≤ 30 s, ≤ 4 GiB |"
-    assert lines[3].startswith("| 1,000,000 | report (failed: see error) | 26.70 s")
-    assert lines[4] == ("| 1,000,000 | **ppeval report** (whole, subprocess) (exit 1) | **92.1 s** | **3.79 GiB** "
+    assert lines[2] == "| 1,000,000 | load | 15.40 s | 15.4 s | 2.00 GiB | ≤ 30 s, ≤ 4 GiB |"
+    assert lines[3].startswith("| 1,000,000 | report (failed: see error) | 26.70 s | 27.3 s")
+    assert lines[4] == ("| 1,000,000 | **ppeval report** (whole, subprocess) (exit 1) | **92.1 s** | 89.0 s | **3.79 GiB** "
                         "| ≤ 90 s, ≤ 6 GiB |")
 
 

@@ -203,3 +203,19 @@ def test_engine_from_the_toml_file(tmp_path):
     pandas_ext = load_extract(_with_engine(tmp_path / "eval.toml", "pandas"))
     _assert_same_extract(pandas_ext, duck)
     assert len(duck.episodes) > 0
+
+
+def test_binary_files_with_dates_outside_the_packed_range(tmp_path):
+    """Dates from Parquet are not range-checked by the parser: a DOB in 1700 must still
+    come out as the pandas engine gives it (the DuckDB engine then leaves its fast path)."""
+    pd.DataFrame(
+        {"RECNUMBR": ["101", "101", "102"], "DOB": pd.to_datetime(["1700-05-05", "2010-01-01", "2011-02-02"]),
+         "LATREMDT": pd.to_datetime(["2015-01-01"] * 3), "DODFCDT": pd.to_datetime([None, "2015-09-09", None]),
+         "TPRMOMDT": pd.to_datetime([None, None, "2255-01-01"]), "DISREASN": [0.0, 3.0, 0.0],
+         "REPDATYR": [2015, 2015, 2015], "REPDATMO": [9, 3, 9]}
+    ).to_parquet(tmp_path / "fc.parquet")
+    _assert_same_load(afcars.load_afcars, load_afcars_duckdb, ["fc.parquet"], tmp_path)
+    res = load_afcars_duckdb(["fc.parquet"], base_dir=tmp_path).frames()
+    # the record of period 2015-09 is the later one: its DOB (1700) wins over 2010
+    assert res["children"]["birth_date"].astype(str).tolist() == ["1700-05-05", "2011-02-02"]
+    assert res["episodes"]["tpr_mother_date"].astype(str).tolist() == ["NaT", "2255-01-01"]

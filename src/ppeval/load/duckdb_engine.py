@@ -302,8 +302,16 @@ def _last_int(col: str, valid: str, bits: int, missing: int) -> str:
             f"& {2**bits - 1} AS INTEGER), {missing})")
 
 
-def _last_date(col: str) -> str:
-    """SQL: the latest non-missing date of ``col`` (NULL when none)."""
+def _last_date(con: Any, col: str, table: str = "r") -> str:
+    """SQL: the latest non-missing date of ``col`` (NULL when none).
+
+    Packed beside the time key when every date lies within 2**18 days of 1800-01-01 (text
+    dates always do: the parser makes others missing); dates read from binary files are
+    not range-checked, so a column with an outlier takes the slower ``max_by``.
+    """
+    lo, hi = _row(con, f"SELECT min({col}) >= {_DAY0}, max({col}) < {_DAY0} + {2**_DATE_BITS} FROM {table}")
+    if lo is False or hi is False:
+        return f"max_by({col}, tkey) FILTER (WHERE {col} IS NOT NULL)"
     packed = f"max(CASE WHEN {col} IS NOT NULL THEN (tkey << {_DATE_BITS}) + CAST({col} - {_DAY0} AS BIGINT) END)"
     return f"{_DAY0} + CAST({packed} & {2**_DATE_BITS - 1} AS INTEGER)"
 
@@ -355,8 +363,8 @@ def _afcars_episodes(
         CREATE TABLE ep AS
         SELECT ckey, "LatRemDt" AS lat, any_value(rec) AS rec,
                arg_max({{'d': "DoDFCDt", 'r': "DISREASN"}}, tkey) FILTER (WHERE "DoDFCDt" IS NOT NULL) AS dis,
-               {_last_date('"TPRMomDt"')} AS tpr_m,
-               {_last_date('"TPRDadDt"')} AS tpr_d,
+               {_last_date(con, '"TPRMomDt"')} AS tpr_m,
+               {_last_date(con, '"TPRDadDt"')} AS tpr_d,
                arg_max({{'d': "DLstFCDt", 'f': file, 'l': line}}, tkey) FILTER (WHERE "DLstFCDt" IS NOT NULL) AS dl,
                arg_max({{'cps': "CurPlSet", 'np': "NumPlep", 'fips': fips, 'f': file, 'l': line}}, tkey) AS last,
                {flag_sql}
@@ -439,7 +447,7 @@ def _afcars_children(con: Any, labels: list[str]) -> pd.DataFrame:
     unknown = list(schema.RACE_ETHNICITY_CODES).index("unknown")
     t = _fetch(con, f"""
         SELECT any_value(rec) AS rec,
-               {_last_date('"DOB"')} AS dob,
+               {_last_date(con, '"DOB"')} AS dob,
                {_last_int('"Sex"', '"Sex" >= 0 AND "Sex" < 2', 2, 2)} AS sex,
                {_last_int('race', f'race >= 0 AND race <> {unknown}', 5, unknown)} AS race,
                {_last_int('hisp', 'hisp >= 0', 2, -1)} AS hisp,
@@ -552,7 +560,7 @@ def _ncands_tables(con: Any, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     unknown = list(schema.RACE_ETHNICITY_CODES).index("unknown")
     c = _fetch(con, f"""
         SELECT any_value(chid) AS chid,
-               {_last_date('dob')} AS dob,
+               {_last_date(con, 'dob')} AS dob,
                {_last_int('sex', 'sex >= 0 AND sex < 2', 2, 2)} AS sex,
                {_last_int('race', f'race >= 0 AND race <> {unknown}', 5, unknown)} AS race,
                {_last_int('hisp', 'hisp >= 0', 2, -1)} AS hisp,
