@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 OUTCOMES = {"reunified_12m": ("reunification", 12), "tpr_24m": ("tpr", 24)}
-COVARIATES = ["age_at_removal", "removal_parent_drugs", "removal_neglect", "removal_physical_abuse", "prior_removals", "county", "entry_year"]
+COVARIATES = ["age_at_removal", "age_group", "removal_parent_drugs", "removal_parent_alcohol", "removal_parent_incarceration",
+              "removal_inadequate_housing", "removal_neglect", "removal_physical_abuse", "prior_removals", "county", "entry_year"]
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -64,9 +65,13 @@ def replicate(seed: int, n_children: int) -> list[dict]:
 
     syn = generate(n_children, seed=seed)
     cohort = build_cohort(syn.to_extract(), entry_from="2016-01-01", entry_to="2021-12-31", outcomes={"reunification": [12], "tpr": [24]})
-    data = _pool_rare_levels(cohort.data, ("county", "entry_year"))
+    data = cohort.data.assign(
+        # infants and teenagers differ in both uptake and outcomes: a step the linear age term misses
+        age_group=pd.cut(cohort.data["age_at_removal"], [-1, 1, 6, 13, 99], right=False, labels=["under 1", "1-5", "6-12", "13+"]).astype(str)
+    )
+    data = _pool_rare_levels(data, ("county", "entry_year", "age_group"))
     covariates = [c for c in COVARIATES if data[c].nunique() > 1]
-    ps = propensity(data, "treated", covariates, categorical=[c for c in ("county", "entry_year") if c in covariates])
+    ps = propensity(data, "treated", covariates, categorical=[c for c in ("county", "entry_year", "age_group") if c in covariates])
     m = match(ps, caliper_sd=0.2, exact=["entry_year"], cluster="match_family", delay="index_delay_days",
               eligible_until="eligible_until_days", reindex=cohort.reindex)
     rows = []

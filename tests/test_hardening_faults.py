@@ -2,7 +2,7 @@
 
 ``ppeval report`` builds its output in a sibling folder (``.<name>.ppeval-tmp-<pid>-<hex>``,
 :func:`ppeval.privacy.atomic_output_dir`) and swaps it in whole. These tests run the real
-command in a subprocess on a copy of the committed synthetic extract and SIGKILL it once the
+command in a subprocess on a copy of a committed 500-child extract and SIGKILL it once the
 sibling folder exists, at several delays into the writing phase: the previous report must
 be byte-identical afterwards (and, without a previous report, no report folder may exist).
 The next complete run cleans up the killed runs' leftovers and writes a report identical,
@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "hardening"))
-from support import SYNTHETIC, hash_tree  # noqa: E402
+from support import hash_tree  # noqa: E402
 
 from ppeval.privacy import atomic_output_dir, recover_output_dir  # noqa: E402
 
+SMALL_EXTRACT = Path(__file__).parent / "hardening" / "small_extract"
 TMP_TAG = ".ppeval-tmp-"
-KILL_DELAYS = (0.0, 0.8, 2.0)  # seconds after the output sibling appears
+KILL_DELAYS = (0.0, 0.4, 1.0)  # seconds after the output sibling appears
 
 
 def _report_cmd(cfg: Path, out: Path, *extra: str) -> list[str]:
@@ -75,14 +76,15 @@ def _kill_while_writing(cfg: Path, out: Path, delay: float) -> bool:
 
 @pytest.fixture(scope="module")
 def extract(tmp_path_factory) -> Path:
-    """A copy of the committed synthetic extract (the committed files are never written)."""
-    d = tmp_path_factory.mktemp("extract") / "synthetic"
-    shutil.copytree(SYNTHETIC, d)
+    """A copy of the committed 500-child extract (``tests/hardening/small_extract``): a full
+    report of it takes a few seconds, most of them writing charts, which is what gets killed."""
+    d = tmp_path_factory.mktemp("extract") / "small"
+    shutil.copytree(SMALL_EXTRACT, d)
     return d
 
 
 def test_kill_rerun_and_changed_input(extract, tmp_path):
-    """One sequence on one output folder (each full report of 4000 children takes seconds):
+    """One sequence on one output folder (each full report takes seconds):
 
     1. a run killed before any report exists leaves no report folder;
     2. a complete run writes the report;

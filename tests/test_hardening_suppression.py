@@ -454,7 +454,7 @@ def build_attack(out: Path, res: dict) -> System:
     # results.json's flow is the same table: published values must agree cell by cell
     assert [r["step"] for r in res["flow"]] == flow["step"].tolist()
     steps = [i for i, st in enumerate(flow["step"]) if not st.startswith("left out")]
-    for i, st in enumerate(flow["step"]):
+    for i in range(len(flow)):
         for a in arms:
             s.var(f"flow[{i}].{a}", _num(flow[a][i]))
             s.var(f"flow[{i}].{a}", _num(res["flow"][i].get(a)))
@@ -630,3 +630,37 @@ def test_no_count_in_logs(small):
     text = small.stdout + small.stderr
     assert not [v for v, _ in _prose_counts(text) if _small(v)], text[-2000:]
     assert np.isfinite(len(text))
+
+
+def test_indicators_command_suppresses_small_counts(small, tmp_path):
+    """``ppeval indicators`` prints (and writes) counts by entry year and arm: the same rule."""
+    csv = tmp_path / "indicators.csv"
+    status, out, err = run_cli("-q", "indicators", str(small.cfg), "--out", str(csv))
+    assert status == 0, err
+    lines = out.splitlines()
+    assert "suppressed" in out and lines[-1].startswith("counts from 1 to 10 are suppressed")
+    header = lines[0]
+    ends = {name: m.end() for m in re.finditer(r"\S+", header) for name in [m.group()]}
+    starts = {"denominator": ends["arm"], "numerator": ends["denominator"]}
+    printed = 0
+    for line in lines[1:-1]:
+        for col, start in starts.items():
+            cell = line[start:ends[col]].strip()
+            if cell != "suppressed":
+                printed += 1
+                assert not _small(int(cell)), (col, line)
+    assert printed > 10
+    table = pd.read_csv(csv)
+    assert {"denominator", "numerator", "rate", "suppressed"} <= set(table.columns)
+    for c in ("denominator", "numerator"):
+        v = table[c].dropna()
+        assert not v.between(1, THRESHOLD - 1).any(), (c, v[v.between(1, THRESHOLD - 1)].tolist())
+    # within an indicator and year: no hidden cell follows from all = served + not served,
+    # or from numerator = rate x denominator
+    for _, grp in table.groupby(["indicator", "year"]):
+        g = grp.set_index("arm")
+        for c in ("denominator", "numerator"):
+            if "all" in g.index and g[c].isna().sum() == 1 and len(g) == 3:
+                pytest.fail(f"one hidden {c} in {grp.iloc[0][['indicator', 'year']].tolist()}: recoverable by subtraction")
+        hidden_num = g["numerator"].isna() & g["denominator"].notna() & g["rate"].notna()
+        assert not hidden_num.any()

@@ -127,11 +127,17 @@ def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
     cohort = build_cohort_from_config(ext, cfg)
     out = Path(args.out)
     data = cohort.data[[c for c in cohort.data.columns if not c.startswith("_")]]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    from .privacy import write_bytes_atomic
+
+    # written whole or not at all: a killed run leaves the previous file, never half of one
     if out.suffix.lower() == ".parquet":
-        data.to_parquet(out, index=False)
+        buf = io.BytesIO()
+        data.to_parquet(buf, index=False)
+        write_bytes_atomic(out, buf.getvalue())
     else:
-        data.to_csv(out, index=False, date_format="%Y-%m-%d")
+        write_bytes_atomic(out, data.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8"))
     print(cohort.flow.to_frame().to_string(index=False))
     progress(f"wrote {len(data)} units to {out} (unit-level data: never publish this file)")
     return 0
@@ -140,13 +146,61 @@ def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
 def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
     from .indicators import cfsr_indicators
 
-    _cfg, ext = _load_valid(Path(args.config), progress)
+    from pandas import NA as pd_NA
+
+    cfg, ext = _load_valid(Path(args.config), progress)
     progress("computing CFSR-style observed indicators (not risk-standardised)")
-    table = cfsr_indicators(ext)
+    threshold = cfg["report"]["suppress_below"]
+    table = suppress_indicators(cfsr_indicators(ext), threshold)
     if args.out:
-        table.to_csv(args.out, index=False)
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        from .privacy import write_text_atomic
+
+        write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
+    shown = table.drop(columns=["suppressed"]).astype(object)
+    for c in ("denominator", "numerator", "rate"):
+        shown[c] = [
+            "suppressed" if v is None or v is pd_NA or v != v else (f"{v:.3f}" if c == "rate" else f"{int(v)}")
+            for v in table[c].astype(object)
+        ]
+    print(shown.to_string(index=False))
+    print(f"counts from 1 to {threshold - 1} are suppressed (with complementary suppression)")
     return 0
+
+
+def suppress_indicators(table, threshold: int):
+    """Small-cell suppression of the indicator table: per indicator and year, the arms add up
+    to "all" and each numerator counts units of its denominator; hidden counts and the rates
+    built on them become missing, with ``suppressed`` True on the row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"indicator": ["P1"] * 3, "year": [2016] * 3, "arm": ["all", "not served", "served"],
+    ...                   "denominator": [40, 35, 5], "numerator": [20, 18, 2], "rate": [0.5, 18 / 35, 0.4], "note": ""})
+    >>> suppress_indicators(t, 11)[["arm", "denominator", "numerator", "suppressed"]].values.tolist()
+    [['all', 40, 20, False], ['not served', <NA>, <NA>, True], ['served', <NA>, <NA>, True]]
+    """
+    import pandas as pd
+
+    from .privacy import suppress_counts
+
+    if table.empty:
+        return table.assign(suppressed=pd.Series(dtype=bool))
+    parts = []
+    for _key, grp in table.groupby(["indicator", "year"], sort=False):
+        t = grp.set_index("arm")
+        rows = {"all", "not served", "served"} & set(t.index)
+        kw = {"total_row": "all"} if "all" in t.index and len(rows) == 3 else (
+            {"row_sums": {"all": [r for r in t.index if r != "all"]}} if "all" in t.index and len(t) > 1 else {})
+        res = suppress_counts(t[["denominator", "numerator", "rate"]], ["denominator"], threshold,
+                              events={"numerator": "denominator"}, rate_cols={"rate": ("numerator", "denominator")}, **kw)
+        out = grp.copy()
+        for c in ("denominator", "numerator"):
+            out[c] = pd.array(res.table[c].to_numpy(), dtype="Int64")
+        out["rate"] = pd.array(res.table["rate"].to_numpy(), dtype="Float64")
+        out["suppressed"] = res.mask.any(axis=1).to_numpy()
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:

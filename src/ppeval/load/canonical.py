@@ -40,7 +40,15 @@ from .. import schema
 from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
-from .parse import EXPECTED, MESSAGES, OUT_OF_RANGE_DATE, Parsed, apply_code_map, as_text, parse_column
+from .parse import (
+    EXPECTED,
+    MESSAGES,
+    OUT_OF_RANGE_DATE,
+    Parsed,
+    apply_code_map,
+    as_text,
+    parse_column,
+)
 from .readers import RawTable
 
 #: Bad cells listed one by one per file and column; further ones are counted in one problem.
