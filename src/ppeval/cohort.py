@@ -417,6 +417,7 @@ def build_cohort(
     outcomes: dict[str, list[int]] | None = None,
     covariates: list[str] | None = None,
     risk_set: bool = True,
+    exclude_served_elsewhere: bool = True,
 ) -> Cohort:
     """Build the analysis cohort from an extract.
 
@@ -449,6 +450,10 @@ def build_cohort(
         Outcome -> window lengths in months; default every outcome of the design.
     covariates : list of str, optional
         Extra (user) columns of the children or episodes tables to carry as covariates.
+    exclude_served_elsewhere : bool
+        Leave out of the comparison pool units whose family was served before this removal
+        (in care) or outside the enrolment window (prevention); default True. False keeps
+        them, for a sensitivity analysis or to reproduce counts that include them.
     risk_set : bool
         Add each served unit enrolled after its removal once more as a comparison row
         (``served_later`` True, ``treated`` False) that is eligible only for delays before its
@@ -604,7 +609,7 @@ def build_cohort(
         keep = ~(stay < min_stay_days).fillna(False)
         flow.add(f"stay of {min_stay_days} days or more (completed shorter stays excluded)", u["treated"], keep=keep)
         u = u[keep]
-    keep = u["treated"] | ~u["_enrolled_before"]
+    keep = u["treated"] | ~u["_enrolled_before"] | (not exclude_served_elsewhere)
     flow.add("comparison: family not served by the program outside this " + ("episode" if design == "in_care" else "enrolment window"), u["treated"], keep=keep)
     u = u[keep].copy()
     # treatment is assigned to families: a child whose sibling in the cohort is treated left
