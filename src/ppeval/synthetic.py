@@ -2021,7 +2021,9 @@ def _config_text(syn: SyntheticExtract, afcars: list[str] | None, ncands: list[s
     if design == "in_care":
         lines += ['covariates = ["age_at_removal", "sex", "race_ethnicity", "removal_neglect", "removal_parent_drugs", '
                   '"removal_physical_abuse", "prior_removals", "entry_year", "county"]']
-    lines += ["", "[matching]", "ratio = 1", "caliper_sd = 0.2", "replace = false", 'exact = ["entry_year"]', "",
+    # prior removals are rare and strongly tied to outcomes: matched exactly, like entry year
+    exact = '["entry_year", "prior_removals"]' if design == "in_care" else '["entry_year"]'
+    lines += ["", "[matching]", "ratio = 1", "caliper_sd = 0.2", "replace = false", f"exact = {exact}", "",
               "[outcomes]"]
     if design == "in_care":
         lines += ["reunification = { windows_months = [12, 24] }", "permanency = { windows_months = [12] }",
