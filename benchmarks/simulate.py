@@ -26,7 +26,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 OUTCOMES = {"reunified_12m": ("reunification", 12), "tpr_24m": ("tpr", 24)}

@@ -27,11 +27,9 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import html
-import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -487,8 +485,9 @@ def _newton_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-12, max_iter:
 
     ll = loglik(beta)
     converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         mu = expit(Z @ beta)
         w = mu * (1 - mu)
         hess = (Z * w[:, None]).T @ Z
@@ -517,7 +516,7 @@ def _newton_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-12, max_iter:
         cov = np.full_like(hess, np.nan)
         converged = False
     deviance = -2.0 * ll
-    return LogisticFit(beta, cov, np.sqrt(np.clip(np.diag(cov), 0, None)), deviance, deviance + 2 * Z.shape[1], it, converged)
+    return LogisticFit(beta, cov, np.sqrt(np.clip(np.diag(cov), 0, None)), deviance, deviance + 2 * Z.shape[1], iterations, converged)
 
 
 def _fit_logistic(X: pd.DataFrame, t: np.ndarray, design: _Design):
