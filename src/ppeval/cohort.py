@@ -400,6 +400,38 @@ def _prior_substantiated(units: pd.DataFrame, reports: pd.DataFrame, at_col: str
     return pd.Series(merged.sort_values("_row")["_n"].fillna(0).astype("int64").to_numpy(), index=units.index)
 
 
+def _mark_enrolment(u: pd.DataFrame, cand: pd.DataFrame, counts: pd.Series, served_elsewhere: pd.Series) -> None:
+    """Set ``treated``, the first enrolment's date and details, and ``_enrolled_before`` in place.
+
+    ``cand`` pairs each unit (column ``index``) with its family's enrolments; ``counts`` marks
+    the enrolments that make the unit treated, ``served_elsewhere`` those that rule it out
+    as a comparison.
+    """
+    first = cand[counts].sort_values(["index", "enrolled_date"], kind="mergesort").drop_duplicates("index")
+    u["treated"] = False
+    u.loc[first["index"], "treated"] = True
+    for col in ("enrolled_date", "hours", "contacts", "parent_role"):
+        if col in first:
+            u[col] = pd.Series(first[col].to_numpy(), index=first["index"].to_numpy()).reindex(u.index)
+    u["_enrolled_before"] = False
+    u.loc[cand.loc[served_elsewhere, "index"].unique(), "_enrolled_before"] = True
+
+
+def _entry_window(u: pd.DataFrame, col: str, lo, hi, flow: SampleFlow, what: str, settings: dict, episode: str) -> pd.DataFrame:
+    """Units whose ``col`` date is in the entry window (and the first per child), counted in the flow."""
+    keep = pd.Series(True, index=u.index)
+    if lo is not None:
+        keep &= u[col] >= lo
+    if hi is not None:
+        keep &= u[col] <= hi
+    flow.add(f"{what} in the entry window ({settings['entry_from'] or 'start'} to {settings['entry_to'] or 'end'})", u["treated"], keep=keep)
+    u = u[keep]
+    if episode == "first":
+        u = u.drop_duplicates("child_id", keep="first")
+        flow.add(f"first {'removal' if what == 'removed' else 'report'} in the window per child", u["treated"])
+    return u
+
+
 def build_cohort(
     ext: Extract,
     design: str = "in_care",
@@ -514,26 +546,9 @@ def build_cohort(
         end = cand["discharge_date"].fillna(ex + pd.Timedelta(days=1))
         during = (cand["enrolled_date"] >= cand["removal_date"]) & (cand["enrolled_date"] < end) & (cand["enrolled_date"] <= ex)
         before = cand["enrolled_date"] < cand["removal_date"]
-        first = cand[during].sort_values(["index", "enrolled_date"], kind="mergesort").drop_duplicates("index")
-        u["treated"] = False
-        u.loc[first["index"], "treated"] = True
-        u["enrolled_date"] = pd.Series(first["enrolled_date"].to_numpy(), index=first["index"].to_numpy()).reindex(u.index)
-        for col in ("hours", "contacts", "parent_role"):
-            if col in first:
-                u[col] = pd.Series(first[col].to_numpy(), index=first["index"].to_numpy()).reindex(u.index)
-        u["_enrolled_before"] = False
-        u.loc[cand.loc[before, "index"].unique(), "_enrolled_before"] = True
+        _mark_enrolment(u, cand, during, before)
         flow.add("removal episodes in the extract", u["treated"])
-        keep = pd.Series(True, index=u.index)
-        if lo is not None:
-            keep &= u["removal_date"] >= lo
-        if hi is not None:
-            keep &= u["removal_date"] <= hi
-        flow.add(f"removed in the entry window ({settings['entry_from'] or 'start'} to {settings['entry_to'] or 'end'})", u["treated"], keep=keep)
-        u = u[keep]
-        if episode == "first":
-            u = u.drop_duplicates("child_id", keep="first")
-            flow.add("first removal in the window per child", u["treated"])
+        u = _entry_window(u, "removal_date", lo, hi, flow, "removed", settings, episode)
         when = "removal"
     else:
         if reports.empty:
@@ -546,26 +561,9 @@ def build_cohort(
         within = (cand["enrolled_date"] >= cand["report_date"]) & (
             cand["enrolled_date"] <= cand["report_date"] + pd.Timedelta(days=enrollment_window_days)
         ) & (cand["enrolled_date"] <= ex)
-        first = cand[within].sort_values(["index", "enrolled_date"], kind="mergesort").drop_duplicates("index")
-        u["treated"] = False
-        u.loc[first["index"], "treated"] = True
-        u["enrolled_date"] = pd.Series(first["enrolled_date"].to_numpy(), index=first["index"].to_numpy()).reindex(u.index)
-        for col in ("hours", "contacts", "parent_role"):
-            if col in first:
-                u[col] = pd.Series(first[col].to_numpy(), index=first["index"].to_numpy()).reindex(u.index)
-        u["_enrolled_before"] = False
-        u.loc[cand.loc[~within & (cand["enrolled_date"] <= ex), "index"].unique(), "_enrolled_before"] = True
+        _mark_enrolment(u, cand, within, ~within & (cand["enrolled_date"] <= ex))
         flow.add("maltreatment reports in the extract (child, date)", u["treated"])
-        keep = pd.Series(True, index=u.index)
-        if lo is not None:
-            keep &= u["report_date"] >= lo
-        if hi is not None:
-            keep &= u["report_date"] <= hi
-        flow.add(f"reported in the entry window ({settings['entry_from'] or 'start'} to {settings['entry_to'] or 'end'})", u["treated"], keep=keep)
-        u = u[keep]
-        if episode == "first":
-            u = u.drop_duplicates("child_id", keep="first")
-            flow.add("first report in the window per child", u["treated"])
+        u = _entry_window(u, "report_date", lo, hi, flow, "reported", settings, episode)
         # children already in care on the report date are not prevention cases
         last_removal = pd.merge_asof(
             u[["child_id", "report_date"]].reset_index().sort_values("report_date"),

@@ -10,16 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..outcomes import _WINDOW_PREFIX as _COHORT_WINDOW_PREFIX
 
-#: outcome name -> prefix of its window columns (``<prefix>_<w>m``)
-WINDOW_PREFIX = {
-    "reunification": "reunified",
-    "permanency": "permanency",
-    "tpr": "tpr",
-    "reentry": "reentry",
-    "recurrence": "recurrence",
-    "removal": "removed",
-}
+#: outcome name -> prefix of its window columns (``<prefix>_<w>m``), as the cohort names them
+# (days in care within a window is a count, not a binary window rate)
+WINDOW_PREFIX = {k: v for k, v in _COHORT_WINDOW_PREFIX.items() if k != "time_in_care"}
 
 
 @dataclass
