@@ -183,3 +183,29 @@ def test_leftovers_of_a_running_process_are_not_touched(tmp_path):
     (mine / "results.json").write_text("{}")
     recover_output_dir(out)
     assert (mine / "results.json").exists()
+
+
+def test_a_report_on_invalid_data_lists_the_errors_and_keeps_the_previous_report(extract, tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "hardening"))
+    from support import run_cli
+
+    work = tmp_path / "extract"
+    shutil.copytree(extract, work)
+    kids = work / "canonical" / "children.csv"
+    lines = kids.read_text().splitlines()
+    cells = lines[4].split(",")
+    cells[1] = "2016-13-01"
+    lines[4] = ",".join(cells)
+    kids.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "results.json").write_text('{"title": "the previous report"}\n')
+    before = hash_tree(out)
+    status, stdout, stderr = run_cli("-q", "report", str(work / "eval.toml"), "--out", str(out))
+    assert status == 1 and stdout == ""
+    assert stderr.splitlines()[0] == (
+        "error: canonical/children.csv, row 5, column 'birth_date': unparseable date; "
+        "expected a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)"
+    )
+    assert "nothing was written; run 'ppeval validate" in stderr and "Traceback" not in stderr
+    assert hash_tree(out) == before and _siblings(out) == []

@@ -177,7 +177,8 @@ def test_an_error_after_loading_never_prints_an_id(tmp_path):
     """A failure in a later stage whose message quotes an id (here the matching stage's
     sibling check quotes a family id) reaches the user with the id replaced."""
     cfg = numeric_id_extract(SYNTHETIC, tmp_path / "data")
-    text = cfg.read_text().replace('exact = ["entry_year"]', 'exact = ["placement_setting"]')
+    text = re.sub(r"(?m)^exact = .*$", 'exact = ["placement_setting"]', cfg.read_text())
+    assert 'exact = ["placement_setting"]' in text
     cfg.write_text(text)
     status, out, err = run_cli("-q", "report", str(cfg), "--out", str(tmp_path / "report"))
     assert status in (1, 2), err
@@ -206,3 +207,27 @@ def test_unexpected_errors_print_no_traceback_and_no_id(tmp_path, monkeypatch):
     assert status == 3, err
     assert "Traceback" not in err and kid not in err and "[child id]" in err
     assert err.startswith("ppeval report: unexpected error (KeyError") and err.count("\n") == 1
+
+
+def test_warnings_are_one_line_and_never_carry_an_id(tmp_path, monkeypatch):
+    """A Python warning raised after the extract is loaded reaches stderr on one line, the id redacted."""
+    import warnings
+
+    import ppeval.cohort as cohort_module
+
+    cfg = numeric_id_extract(SYNTHETIC, tmp_path / "data")
+    ext = load_extract(cfg)
+    fam = str(ext.tables["families"]["family_id"].iloc[7])
+    real = cohort_module.build_cohort_from_config
+
+    def noisy(*args, **kwargs):
+        warnings.warn(f"family {fam} has siblings in two counties", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cohort_module, "build_cohort_from_config", noisy)
+    status, _out, err = run_cli("-q", "cohort", str(cfg), "--out", str(tmp_path / "cohort.csv"))
+    assert status == 0, err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ppeval: warning: UserWarning: family [family id] has siblings in two counties (")
+    assert fam not in err

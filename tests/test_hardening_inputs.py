@@ -3,9 +3,10 @@
 Three layers, all through ``ppeval validate`` (:func:`ppeval.cli.main`, and a few in a real
 subprocess):
 
-* **Fixed cases** (``CASES``, 60): one corruption each of a small valid extract
-  (``tests/bad_inputs/good``, the AFCARS baseline ``tests/bad_inputs/afcars_good``, a SQLite
-  source, or a trimmed copy of the committed synthetic extract in ``data/synthetic``), with
+* **Fixed cases** (``CASES``, 70: 40 that must fail validation, 9 config errors and 21
+  damaged-looking inputs that must load, some with a warning): one corruption each of a
+  small valid extract (``tests/bad_inputs/good``, the AFCARS baseline
+  ``tests/bad_inputs/afcars_good``, or a SQLite source built from the good episodes), with
   the exit status and the exact file/row/column of the problems it must give. They add to
   the 42 cases of ``tests/bad_inputs`` (none repeats one of those): byte-level damage (NUL
   bytes, a 10 MB field, CR-only line ends, UTF-16 with and without a byte-order mark),

@@ -136,10 +136,6 @@ def test_results_json_counts(small):
     assert not bad, f"counts from 1 to 10 in results.json: {bad}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report/__init__.py build() (results.json inputs[].rows) and templates/report.html.j2 (the provenance "
-    "table's 'Rows' column) publish each input file's row count unsuppressed; the rows of a roster file are "
-    "enrolments, so a roster split by year with 8 enrolments in one file publishes 8"))
 def test_input_row_counts_are_suppressed(tmp_path):
     from ppeval.report import build
 
@@ -305,10 +301,6 @@ def test_chart_captions_and_labels(small):
     assert not bad, "counts from 1 to 10 on the charts:\n" + "\n".join(map(str, bad))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report/charts.py curve_chart: the numbers at risk under the survival curves are suppressed one by one "
-    "(<11) but consecutive published numbers differ by 1-10 (e.g. served 25 -> 21: 4 children left the risk "
-    "set in that interval), a small count by subtraction"))
 def test_numbers_at_risk_do_not_give_away_small_numbers_leaving_the_risk_set(small):
     """Consecutive published numbers at risk differ by the units that left the risk set in
     between (events and censoring): a difference from 1 to 10 is a small count by subtraction."""
@@ -542,10 +534,6 @@ def _truth(ev) -> dict[str, int]:
             "matched.treated": int(c["treated_matched"]), "matched.comparison": int(c["comparison_matched"])}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report/content.py table_one (via report.build hide_before): the served arm's cohort size is hidden "
-    "because cohort - matched is small, but Table 1 still publishes that column's percentages, which pin "
-    "the size (one n fits them all), so cohort - matched (the unmatched served units: 9) is recovered"))
 def test_no_hidden_count_is_recoverable(small):
     s = build_attack(small.out, small.results)
     hidden_before = set(s.hidden)

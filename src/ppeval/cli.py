@@ -19,12 +19,15 @@ from .errors import PpevalError
 
 #: Exit status of an unexpected error (a bug in ppeval): 0, 1 and 2 keep their meaning.
 INTERNAL_ERROR = 3
+#: Validation errors a report run lists before it stops (``ppeval validate`` lists them all).
+_MAX_ERRORS_SHOWN = 50
 
 
 class _Redactor:
     """Keeps the identifiers of the loaded extract out of everything the command prints.
 
-    Messages, progress lines and warnings pass through it. Until an extract is loaded there
+    Validation problems, error messages and warnings pass through it (they can quote data;
+    the guard is built only when one is printed). Until an extract is loaded there
     is nothing to hide; after that each text is checked with an
     :class:`~ppeval.privacy.IdentifierGuard` of the extract (built once, on first use), and a
     child, family or report id becomes ``[child id]`` (etc.), a birth date ``[birth date]``.
@@ -62,14 +65,16 @@ class _Progress:
         self.t0 = time.perf_counter()
         self.redact = redact or _Redactor()
 
+    # Progress lines and notices are ppeval's own texts (stage names, counts of rows, paths
+    # from the config): they are not redacted, so a normal run never pays for building the
+    # identifier guard. Problems, errors and warnings, which can quote data, are.
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            text = self.redact(message, dates=False)
-            print(f"[{time.perf_counter() - self.t0:6.1f}s] {text}", file=sys.stderr, flush=True)
+            print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     def notice(self, command: str, message: str) -> None:
         """A message the user must see even with ``--quiet`` (on stderr)."""
-        print(f"ppeval {command}: {self.redact(message, dates=False)}", file=sys.stderr, flush=True)
+        print(f"ppeval {command}: {message}", file=sys.stderr, flush=True)
 
 
 def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
@@ -220,10 +225,25 @@ def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False,
     from .evaluation import Evaluation
     from .report import write_report
 
+    from .errors import DataError
+
     ev = Evaluation.from_toml(config, progress=progress)
     progress.redact.watch(lambda: ev._extract)
     _check_inputs_unchanged(ev, out, progress)
-    write_report(ev, out, pdf=pdf, charts_only=charts_only)
+    try:
+        write_report(ev, out, pdf=pdf, charts_only=charts_only)
+    except DataError as exc:
+        if not exc.problems:
+            raise
+        # the validation errors, as `ppeval validate` prints them (the first ones)
+        for problem in exc.problems[:_MAX_ERRORS_SHOWN]:
+            print(progress.redact(str(problem), dates=False), file=sys.stderr)
+        more = len(exc.problems) - _MAX_ERRORS_SHOWN
+        extra = f" ({more} more not shown)" if more > 0 else ""
+        raise DataError(
+            f"the extract failed validation ({len(exc.problems)} error(s){extra}); nothing was written; "
+            f"run 'ppeval validate {config}' to list every problem"
+        ) from None
     progress(f"wrote {out}")
     if not charts_only:
         print(out / "report.html")
@@ -242,7 +262,9 @@ def _check_inputs_unchanged(ev, out: Path, progress: _Progress) -> None:
     if not previous.is_file():
         return
     try:
-        old_inputs = json.loads(previous.read_text(encoding="utf-8")).get("inputs", [])
+        old_inputs = json.loads(previous.read_text(encoding="utf-8")).get("inputs")
+        if not isinstance(old_inputs, list):
+            return
         old = {f["path"]: f["sha256"] for f in old_inputs}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # not a report of ours (or damaged): nothing to compare with

@@ -265,7 +265,7 @@ def build(ev) -> dict[str, Any]:
         "seed": ev.config["seed"],
         "config": _jsonable(getattr(ev.config, "raw", dict(ev.config))),
         "defaults_applied": defaults,
-        "inputs": [{"path": f["path"], "sha256": f["sha256"], "table": f["table"], "rows": f["rows"]} for f in ev.extract.provenance()],
+        "inputs": [{"path": f["path"], "sha256": f["sha256"], "table": f["table"], "rows": suppress_value(f["rows"], thr)} for f in ev.extract.provenance()],
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
         "summary": [finding_sentence(r, phrases) for r in headline],
     }

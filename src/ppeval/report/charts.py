@@ -43,6 +43,24 @@ def _ax(ax, figsize=(7.5, 4.5)):
     return ax
 
 
+def at_risk_label(n: int, threshold: int) -> str:
+    """A number at risk for publication: rounded down to tens, small counts suppressed.
+
+    Exact numbers at risk at successive times differ by the units that left the risk set in
+    between, which can be a small count; published in tens, a difference is only known to
+    within 9 either way, so no small count follows by subtraction.
+
+    Examples
+    --------
+    >>> at_risk_label(134, 11), at_risk_label(15, 11), at_risk_label(7, 11), at_risk_label(0, 11)
+    ('130+', '11+', '<11', '0')
+    """
+    if n == 0 or n < threshold:
+        return format_count(n, threshold)
+    # never a published number below the threshold, even as a lower bound
+    return f"{max(n // 10 * 10, threshold):,}+"
+
+
 def rate_chart(row: OutcomeRow, phrases: Phrases, ax=None):
     """Two bars, served vs matched comparison, for one window rate."""
     with plt.rc_context(STYLE):
@@ -93,13 +111,13 @@ def curve_chart(res, outcome: str, threshold: int, ax=None, horizon: float | Non
         times = np.unique(np.linspace(0, tmax, 5).round())
         risk = fitted.at_risk(times)
         trans = ax.get_xaxis_transform()
-        ax.text(0, -0.2, "Number at risk (suppressed below the threshold)", transform=ax.transAxes, fontsize=10, weight="bold", va="top")
+        ax.text(0, -0.2, "Number at risk (rounded down to tens; below the threshold suppressed)", transform=ax.transAxes, fontsize=10, weight="bold", va="top")
         for r, (g, vals) in enumerate(risk.iterrows()):
             y = -0.28 - 0.08 * r
             name = "Served" if colour.get(g, COMPARISON_COLOUR) == TREATED_COLOUR else "Comparison"
             ax.text(-0.07, y, name, transform=ax.transAxes, ha="right", va="top", fontsize=10)
             for t, v in zip(times, vals, strict=True):
-                ax.text(t, y, format_count(int(v), threshold), transform=trans, ha="center", va="top", fontsize=10)
+                ax.text(t, y, at_risk_label(int(v), threshold), transform=trans, ha="center", va="top", fontsize=10)
         ax.set_xticks(times)
     return ax
 

@@ -350,8 +350,15 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
     for col in ("smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after"):
         if col in bt:
             out[col] = bt[col].astype(float).round(3)
-    out = out.rename(columns=TABLE_ONE_NAMES)
     hidden_arms = {"before_t": hide_before.get("treated", False), "before_c": hide_before.get("comparison", False)}
+    for col, arm in cols.items():
+        if hidden_arms.get(arm, False) and col in out:
+            # proportions of an arm whose size is hidden would pin the size (one n fits them all),
+            # and a binary SMD before matching is their difference from the other arm's
+            out.loc[binary, col] = SUPPRESSED_TEXT
+            if "smd_before" in out:
+                out.loc[binary, "smd_before"] = np.nan
+    out = out.rename(columns=TABLE_ONE_NAMES)
 
     def _size(arm: str) -> str:
         v = suppress_value(n[arm], threshold)
