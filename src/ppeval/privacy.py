@@ -1056,6 +1056,11 @@ class IdentifierGuard:
         >>> IdentifierGuard.from_extract(ext)
         IdentifierGuard(2 ids, 2 birth dates)
         """
+        # one guard per extract and settings: building it walks every id (seconds at state size)
+        cache_key = (tuple(sorted(map(str, allow))), min_numeric_digits, min_token_length)
+        cache = ext.__dict__.setdefault("_identifier_guards", {})
+        if cache_key in cache:
+            return cache[cache_key]
         ids: dict[str, list[Any]] = {}
         dates: list[Any] = []
         for name, df in ext.tables.items():
@@ -1064,9 +1069,10 @@ class IdentifierGuard:
                 c = spec.column(col)
                 if c is None or not c.identifying:
                     continue
-                values = df[col].dropna()
+                # distinct values only: ids repeat across episodes and reports
+                values = df[col].dropna().drop_duplicates()
                 if c.kind == "date":
-                    dates.extend(pd.to_datetime(values, errors="coerce").dropna().tolist())
+                    dates.extend(pd.to_datetime(values, errors="coerce").dropna().dt.normalize().unique().tolist())
                 else:
                     kind = col.replace("_", " ")
                     ids.setdefault(kind, []).extend(_id_series(values))
@@ -1080,7 +1086,7 @@ class IdentifierGuard:
                     allowed.append(value)
             if cfg.get("seed") is not None:
                 allowed.append(str(cfg["seed"]))
-        return cls(
+        guard = cls(
             child_ids=ids.pop(CHILD_ID, ()),
             family_ids=ids.pop(FAMILY_ID, ()),
             report_ids=ids.pop(REPORT_ID, ()),
@@ -1090,6 +1096,8 @@ class IdentifierGuard:
             min_numeric_digits=min_numeric_digits,
             min_token_length=min_token_length,
         )
+        cache[cache_key] = guard
+        return guard
 
     def __repr__(self) -> str:
         # Never the values: a repr ends up in logs and tracebacks.
