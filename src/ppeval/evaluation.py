@@ -245,7 +245,13 @@ class Evaluation:
                 pooled = by_arm.loc[rare].sum()
                 # pooled rare levels that are still rare join the most common level instead
                 target = "other" if pooled.min() > 0 and pooled.sum() >= 10 else str(by_arm.sum(axis=1).idxmax())
-                df[col] = key.where(~key.isin(rare), target)
+                if pd.api.types.is_numeric_dtype(s):
+                    target = str(by_arm.sum(axis=1).idxmax())
+                    # a numeric column (entry year) stays numeric: exact matching of siblings
+                    # removed in different years takes the family's first year
+                    df[col] = s.where(~key.isin(rare), s[key == target].iloc[0])
+                else:
+                    df[col] = key.where(~key.isin(rare), target)
                 self.notes.append(f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model")
         return df
 
@@ -287,9 +293,10 @@ class Evaluation:
             # siblings are matched together when the unit is the child; a served unit's
             # "before enrolment" comparison row (risk-set design) is a family of its own
             cluster=("match_family" if "match_family" in cohort.data else "family_id") if cohort.unit == "child" else None,
-            delay="index_delay_days",
-            eligible_until="eligible_until_days",
-            reindex=cohort.reindex,
+            # the enrolment-delay rule is part of nearest-neighbour matching; exact, CEM and
+            # IPW compare units at their own start
+            **({"delay": "index_delay_days", "eligible_until": "eligible_until_days", "reindex": cohort.reindex}
+               if m.get("method", "nearest") == "nearest" else {}),
             random_state=self.config["seed"],
         )
 

@@ -680,10 +680,11 @@ def match(
         size = np.bincount(fcode, minlength=nf)
         mixed = (n_t > 0) & (n_t < size)
         if mixed.any():
-            f = fam_ids[np.flatnonzero(mixed)[0]]
+            # name the data row, never the family id (identifiers stay out of messages)
+            row = df.index[int(np.flatnonzero(fcode == np.flatnonzero(mixed)[0])[0])]
             raise MatchingError(
                 f"{int(mixed.sum())} famil(ies) have both treated and comparison children "
-                f"(e.g. {cluster} {f!r}); siblings must share an arm for family-level matching"
+                f"(e.g. the family of data row {row!r}); siblings must share an arm for family-level matching"
             )
         fam_exact = {}
         for c in exact:
@@ -691,9 +692,9 @@ def match(
             nun = col.groupby(fcode).nunique(dropna=False)
             if (nun > 1).any() and not (pd.api.types.is_numeric_dtype(col.dtype)
                                         and not pd.api.types.is_bool_dtype(col.dtype)):
-                f = fam_ids[int(nun.index[np.argmax(nun.to_numpy() > 1)])]
+                row = df.index[int(np.flatnonzero(fcode == int(nun.index[np.argmax(nun.to_numpy() > 1)]))[0])]
                 raise MatchingError(
-                    f"column {c!r} differs between siblings (e.g. {cluster} {f!r}); a "
+                    f"column {c!r} differs between siblings (e.g. the family of data row {row!r}); a "
                     "non-numeric exact column must be the same for every child of a family"
                 )
             # numeric (e.g. entry_year): the family's smallest value, i.e. its first entry
