@@ -52,7 +52,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
@@ -67,7 +66,7 @@ from .preset import (
     derive_race,
     element_values,
     group_starts,
-    read_preset_file,
+    iter_preset_files,
     source_columns,
     string_column,
     take_or,
@@ -209,21 +208,14 @@ def load_afcars(
     names_by_file: dict[int, dict[str, str]] = {}
 
     absent: list[tuple[str, list[str], list[str]]] = []
-    for i, label in enumerate(labels):
-        path = Path(label)
-        path = path if path.is_absolute() else Path(base_dir) / path
-        pf = read_preset_file(
-            "afcars", i, path, label, ELEMENTS, overrides, encoding=encoding, delimiter=delimiter,
-            max_problems_per_column=max_problems_per_column,
-        )
-        res.problems.extend(pf.problems)
-        if pf.raw.sha256 is not None:
-            res.inputs.append(InputFile(label, pf.raw.sha256, "afcars", len(pf.raw), pf.raw.format))
-        if pf.ok:
-            # keep only compact arrays: the text columns of each file are released at once
-            parts.append(_compact(pf, res.problems))
-            names_by_file[i] = {e.name: pf.source_name(e.name) for e in ELEMENTS}
-            absent.append((label, pf.absent, pf.raw.columns))
+    for i, _label, box in iter_preset_files(
+        "afcars", labels, base_dir, ELEMENTS, overrides, res.problems, res.inputs, absent,
+        encoding=encoding, delimiter=delimiter, max_problems_per_column=max_problems_per_column,
+    ):
+        pf = box.pop()
+        # keep only compact arrays: the text columns of each file are released at once
+        parts.append(_compact(pf, res.problems))
+        names_by_file[i] = {e.name: pf.source_name(e.name) for e in ELEMENTS}
         del pf
     res.problems.extend(absent_warnings("afcars", absent))
     if not parts:

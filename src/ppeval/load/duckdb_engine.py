@@ -53,7 +53,6 @@ import pyarrow as pa
 
 from .. import schema
 from ..errors import ConfigError
-from ..extract import InputFile
 from ..problems import WARNING, Problem
 from . import afcars as _afcars
 from . import ncands as _ncands
@@ -64,7 +63,7 @@ from .preset import (
     check_overrides,
     code_column,
     date_column,
-    read_preset_file,
+    iter_preset_files,
     source_columns,
     string_column,
 )
@@ -188,34 +187,27 @@ def _read_files(
     names_by_file: dict[int, dict[str, str]] = {}
     absent: list[tuple[str, list[str], list[str]]] = []
     offset = 0
-    for i, label in enumerate(labels):
-        path = Path(label)
-        path = path if path.is_absolute() else Path(base_dir) / path
-        pf = read_preset_file(preset, i, path, label, elements, overrides, encoding=encoding, delimiter=delimiter,
-                              max_problems_per_column=max_problems_per_column)
-        res.problems.extend(pf.problems)
-        if pf.raw.sha256 is not None:
-            res.inputs.append(InputFile(label, pf.raw.sha256, preset, len(pf.raw), pf.raw.format))
-        if pf.ok:
-            part = compact(pf, res.problems) if extra else compact(pf)
-            names_by_file[i] = {e.name: pf.source_name(e.name) for e in elements}
-            absent.append((label, pf.absent, pf.raw.columns))
-            del pf  # the file's text columns go before its records are copied into DuckDB
-            n = len(part["line"])
-            cols = {k: (v.cast(pa.string()) if isinstance(v, pa.Array) else pa.array(v)) for k, v in part.items()}
-            # g: the record's position in all files stacked (the pandas engine's row order)
-            cols["g"] = pa.array(np.arange(offset, offset + n, dtype=np.int64))
-            batch = pa.table(cols)
-            del part, cols
-            con.register("_batch", batch)
-            if offset == 0:
-                con.execute("CREATE TABLE records AS SELECT * FROM _batch")
-            else:
-                con.execute("INSERT INTO records SELECT * FROM _batch")
-            con.unregister("_batch")
-            offset += n
+    for i, _label, box in iter_preset_files(
+        preset, labels, base_dir, elements, overrides, res.problems, res.inputs, absent,
+        encoding=encoding, delimiter=delimiter, max_problems_per_column=max_problems_per_column,
+    ):
+        pf = box.pop()
+        part = compact(pf, res.problems) if extra else compact(pf)
+        names_by_file[i] = {e.name: pf.source_name(e.name) for e in elements}
+        del pf  # the file's text columns go before its records are copied into DuckDB
+        n = len(part["line"])
+        cols = {k: (v.cast(pa.string()) if isinstance(v, pa.Array) else pa.array(v)) for k, v in part.items()}
+        # g: the record's position in all files stacked (the pandas engine's row order)
+        cols["g"] = pa.array(np.arange(offset, offset + n, dtype=np.int64))
+        batch = pa.table(cols)
+        del part, cols
+        con.register("_batch", batch)
+        if offset == 0:
+            con.execute("CREATE TABLE records AS SELECT * FROM _batch")
         else:
-            del pf
+            con.execute("INSERT INTO records SELECT * FROM _batch")
+        con.unregister("_batch")
+        offset += n
     res.problems.extend(absent_warnings(preset, absent))
     return labels, names_by_file, offset
 

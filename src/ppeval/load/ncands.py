@@ -46,7 +46,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from ..extract import InputFile
 from ..problems import WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult
 from .preset import (
@@ -61,8 +60,8 @@ from .preset import (
     derive_race,
     element_values,
     group_starts,
+    iter_preset_files,
     last_valid,
-    read_preset_file,
     source_columns,
     string_column,
     take_or,
@@ -188,19 +187,12 @@ def load_ncands(
     labels = [str(p) for p in paths]
     parts = []
     absent: list[tuple[str, list[str], list[str]]] = []
-    for i, label in enumerate(labels):
-        path = Path(label)
-        path = path if path.is_absolute() else Path(base_dir) / path
-        pf = read_preset_file(
-            "ncands", i, path, label, ELEMENTS, overrides, encoding=encoding, delimiter=delimiter,
-            max_problems_per_column=max_problems_per_column,
-        )
-        res.problems.extend(pf.problems)
-        if pf.raw.sha256 is not None:
-            res.inputs.append(InputFile(label, pf.raw.sha256, "ncands", len(pf.raw), pf.raw.format))
-        if pf.ok:
-            parts.append(_compact(pf))
-            absent.append((label, pf.absent, pf.raw.columns))
+    for _i, _label, box in iter_preset_files(
+        "ncands", labels, base_dir, ELEMENTS, overrides, res.problems, res.inputs, absent,
+        encoding=encoding, delimiter=delimiter, max_problems_per_column=max_problems_per_column,
+    ):
+        pf = box.pop()
+        parts.append(_compact(pf))
         del pf
     res.problems.extend(absent_warnings("ncands", absent))
     if not parts:

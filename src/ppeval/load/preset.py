@@ -8,7 +8,7 @@ column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .. import schema
 from ..errors import ConfigError
+from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems, columns_found
 from .parse import EXPECTED, MESSAGES, Parsed, parse_column
@@ -231,6 +232,47 @@ def group_starts(*keys: np.ndarray) -> np.ndarray:
     for k in keys:
         new[1:] |= k[1:] != k[:-1]
     return np.flatnonzero(new)
+
+
+def iter_preset_files(
+    preset: str,
+    paths: Sequence[str | Path],
+    base_dir: str | Path,
+    elements: Sequence[Element],
+    overrides: Mapping[str, str],
+    problems: list[Problem],
+    inputs: list[InputFile],
+    absent: list[tuple[str, list[str], list[str]]],
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    max_problems_per_column: int | None = DEFAULT_MAX_PROBLEMS_PER_COLUMN,
+) -> Iterator[tuple[int, str, list[PresetFile]]]:
+    """Read a preset's files one at a time; yield ``(index, label, [file])`` for each usable one.
+
+    Every file's problems go to ``problems`` and its provenance to ``inputs``; the columns a
+    usable file lacks go to ``absent``. Relative paths are resolved against ``base_dir``.
+    The file comes in a one-item list that the caller empties (``pf = box.pop()``), so that
+    no reference stays in this generator: the caller can free a file's text columns as soon
+    as it has taken what it needs.
+    """
+    for i, label in enumerate(str(p) for p in paths):
+        path = Path(label)
+        path = path if path.is_absolute() else Path(base_dir) / path
+        pf = read_preset_file(
+            preset, i, path, label, elements, overrides, encoding=encoding, delimiter=delimiter,
+            max_problems_per_column=max_problems_per_column,
+        )
+        problems.extend(pf.problems)
+        if pf.raw.sha256 is not None:
+            inputs.append(InputFile(label, pf.raw.sha256, preset, len(pf.raw), pf.raw.format))
+        if pf.ok:
+            absent.append((label, pf.absent, pf.raw.columns))
+            box = [pf]
+            del pf
+            yield i, label, box
+        else:
+            del pf
 
 
 class Groups:
