@@ -54,6 +54,25 @@ def _pool_rare_levels(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFram
     return df
 
 
+def _truth_matched(syn, matched: pd.DataFrame) -> dict[str, float]:
+    """The effect on the *matched* treated units (a caliper leaves a few treated units out),
+    from both potential worlds of each of them, as ``truth.json`` computes it for all."""
+    pot = syn.potential[syn.potential["treated"]]
+    t = matched[matched["treated"].astype(bool)]
+    key = pd.MultiIndex.from_arrays([t["child_id"].astype(str), pd.to_datetime(t["anchor_date"])])
+    p = pot.set_index([pot["child_id"].astype(str), pd.to_datetime(pot["removal_date"])])
+    p = p[p.index.isin(key)]
+    e = p["enrolled_date"]
+    out = {}
+    w12 = e + pd.Timedelta(days=365) <= syn.extract_date
+    r = [((p[f"discharge_reason_{w}"] == "reunification") & ((p[f"discharge_date_{w}"] - e).dt.days <= 365))[w12] for w in (0, 1)]
+    out["reunified_12m"] = float(r[1].mean() - r[0].mean())
+    w24 = e + pd.Timedelta(days=730) <= syn.extract_date
+    r = [((p[f"tpr_date_{w}"] - e).dt.days <= 730)[w24] for w in (0, 1)]
+    out["tpr_24m"] = float(r[1].mean() - r[0].mean())
+    return out
+
+
 def replicate(seed: int, n_children: int) -> list[dict]:
     """One replicate: generate, build the cohort, match, estimate; one row per outcome."""
     from ppeval.cohort import build_cohort
@@ -74,13 +93,27 @@ def replicate(seed: int, n_children: int) -> list[dict]:
     m = match(ps, caliper_sd=0.2, exact=["entry_year"], cluster="match_family", delay="index_delay_days",
               eligible_until="eligible_until_days", reindex=cohort.reindex)
     rows = []
+    matched_truth = _truth_matched(syn, m.data)
     for column, (outcome, months) in OUTCOMES.items():
         res = estimate(m, outcome=outcome)
         e = res["risk_difference", months]
         truth = syn.truth["true_effects"][column]["risk_difference"]
-        rows.append({"seed": seed, "outcome": column, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
+        tm = matched_truth[column]
+        rows.append({"seed": seed, "outcome": column, "estimator": "window risk difference (IPCW)",
+                     "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
                      "ci_high": e.ci_high, "truth": truth, "covered": bool(e.ci_low <= truth <= e.ci_high),
+                     "truth_matched": tm, "covered_matched": bool(e.ci_low <= tm <= e.ci_high),
                      "n_treated_matched": int(m.counts.get("treated_matched", 0))})
+        # the same quantity from the cumulative-incidence curves (comparison rows censored at
+        # their enrolment, not weighted): how far the unweighted curves are off
+        aj = [x for x in res.secondary if x.measure == "cumulative_incidence_difference" and x.window_months == months]
+        if aj:
+            a = aj[0]
+            rows.append({"seed": seed, "outcome": column, "estimator": "Aalen-Johansen difference",
+                         "estimate": a.estimate, "se": a.se, "ci_low": a.ci_low, "ci_high": a.ci_high,
+                         "truth": truth, "covered": bool(a.ci_low <= truth <= a.ci_high),
+                         "truth_matched": tm, "covered_matched": bool(a.ci_low <= tm <= a.ci_high),
+                         "n_treated_matched": int(m.counts.get("treated_matched", 0))})
     return rows
 
 
@@ -101,7 +134,7 @@ def run(replicates: int, n_children: int, n_jobs: int, seed0: int = 1000, dask: 
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    g = df.groupby("outcome")
+    g = df.groupby(["outcome", "estimator"])
     return pd.DataFrame({
         "replicates": g.size(),
         "mean_truth": g["truth"].mean(),
@@ -110,6 +143,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         "empirical_se": g["estimate"].std(),
         "mean_model_se": g["se"].mean(),
         "coverage_95": g["covered"].mean(),
+        "mean_truth_matched": g["truth_matched"].mean(),
+        "bias_matched": g.apply(lambda x: (x["estimate"] - x["truth_matched"]).mean(), include_groups=False),
+        "coverage_95_matched": g["covered_matched"].mean(),
     }).reset_index()
 
 

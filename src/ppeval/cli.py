@@ -149,9 +149,9 @@ def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
 
 
 def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
-    from .indicators import cfsr_indicators
-
     from pandas import NA as pd_NA
+
+    from .indicators import cfsr_indicators
 
     cfg, ext = _load_valid(Path(args.config), progress)
     progress("computing CFSR-style observed indicators (not risk-standardised)")
@@ -222,10 +222,9 @@ def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
 
 
 def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False, charts_only: bool = False) -> int:
+    from .errors import DataError
     from .evaluation import Evaluation
     from .report import write_report
-
-    from .errors import DataError
 
     ev = Evaluation.from_toml(config, progress=progress)
     progress.redact.watch(lambda: ev._extract)

@@ -41,6 +41,13 @@ and a family's before-enrolment block is never mixed with its treated block. The
 stage takes treated units in order of their delay, so that whether a comparison unit is
 still free does not depend on how long it stays in care (see :mod:`ppeval.matching`).
 
+A comparison row is followed only until its own family enrols (``enrolled_after_days``
+after its anchor date; ``censor_at_enrolment``): from then on its course is a served one.
+Its times to event are censored on that day and a window it had not completed is missing;
+the estimate stage weights the rows still followed by the inverse probability of not yet
+having enrolled (:class:`ppeval.estimate.EnrolmentCensoring`), so the comparison arm stands
+for "not served" rather than "served later".
+
 With ``unit="family"``, a family's outcome at an index counts only the children still at
 risk then (in care, for the in-care design): a treated family is its children in care at the
 enrolment, a comparison family at a pseudo-index its children in care at that delay. A
@@ -121,6 +128,18 @@ class _Engine:
     qualifying: pd.DataFrame  # substantiated reports with the 14-day flag
     reunified: frozenset[str]
     windows: dict[str, list[int]]
+    censor_at_enrolment: bool = True
+
+    def _enrolment_censor(self, u: pd.DataFrame) -> pd.Series | None:
+        """Date on which a comparison row stops following its unserved course: its family's
+        enrolment (NaT when the family never enrolled after the anchor, or for treated rows)."""
+        if not self.censor_at_enrolment or "enrolled_after_days" not in u or "treated" not in u:
+            return None
+        days = u["enrolled_after_days"].to_numpy(dtype="float64", na_value=np.nan)
+        has = np.isfinite(days) & ~u["treated"].astype(bool).to_numpy()
+        e = u["anchor_date"] + pd.to_timedelta(np.where(has, days, 0).astype("int64"), unit="D")
+        e = e.where(has)
+        return e if e.notna().any() else None
 
     def compute(self, u: pd.DataFrame) -> pd.DataFrame:
         """Outcome columns for child rows ``u`` (needs ``index_date`` and the engine columns)."""
@@ -129,6 +148,7 @@ class _Engine:
         b18 = u["_birthday18"]
         censor = b18.where(b18 < ex, ex)
         out: dict[str, pd.Series] = {}
+        enrol = self._enrolment_censor(u)
         if self.design == "in_care":
             dis = u["_discharge_date"].where(u["_discharge_date"] < b18)
             dis = dis.where(dis <= ex)
@@ -188,6 +208,19 @@ class _Engine:
                 days, status = oc.time_to_event(start, rec, b18, pd.Series(ex, index=u.index))
                 out["recurrence_days"], out["recurrence_status"] = days, status
         frame = pd.DataFrame(out, index=u.index)
+        # a comparison row is followed only until its own family enrols: after that its
+        # course is a served one, and keeping it would compare "enrol now" with "enrol later"
+        # instead of with "not served" (sequential target-trial emulation). The estimate stage
+        # weights the rows still followed by the inverse probability of not yet being censored.
+        cut: dict[str, pd.Series] = {}
+        if enrol is not None:
+            for name in self.windows:
+                if f"{name}_days" not in frame:
+                    continue
+                clock = frame[f"_{name}_start"] if f"_{name}_start" in frame else start
+                c = (enrol - clock).dt.days
+                frame[f"{name}_days"], frame[f"{name}_status"], cut[name] = oc.censor_at(
+                    frame[f"{name}_days"], frame[f"{name}_status"], c)
         for name, months_list in self.windows.items():
             for months in months_list:
                 col = oc.window_column(name, months)
@@ -197,6 +230,11 @@ class _Engine:
                     frame[col] = oc.window_flag(frame[f"{name}_days"], frame[f"{name}_status"], frame[f"_{name}_start"], ex, months)
                 elif f"{name}_days" in frame:
                     frame[col] = oc.window_flag(frame[f"{name}_days"], frame[f"{name}_status"], start, ex, months)
+                else:
+                    continue
+                if name in cut:
+                    # censored by the enrolment before the window closed: not observed
+                    frame.loc[(cut[name] & (frame[f"{name}_days"] < oc.window_days(months))).to_numpy(bool), col] = pd.NA
         return frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
 
 
@@ -360,6 +398,22 @@ def _as_ts(value: Any) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(value)
 
 
+def _first_enrolment_from(u: pd.DataFrame, enr: pd.DataFrame) -> pd.Series:
+    """Days from each unit's anchor date to its family's first enrolment on or after it (NaN: none)."""
+    if enr.empty:
+        return pd.Series(np.nan, index=u.index)
+    keys = pd.DataFrame({"family_id": u["family_id"].astype("string").reset_index(drop=True),
+                         "_at": u["anchor_date"].astype("datetime64[ns]").reset_index(drop=True),
+                         "_row": np.arange(len(u))}).sort_values("_at", kind="mergesort")
+    right = enr[["family_id", "enrolled_date"]].assign(family_id=lambda d: d["family_id"].astype("string"),
+                                                       enrolled_date=lambda d: d["enrolled_date"].astype("datetime64[ns]"))
+    right = right.sort_values("enrolled_date", kind="mergesort")
+    merged = pd.merge_asof(keys, right, left_on="_at", right_on="enrolled_date", by="family_id", direction="forward")
+    first = merged.sort_values("_row")["enrolled_date"].to_numpy()
+    anchor = u["anchor_date"].astype("datetime64[ns]").to_numpy()
+    return pd.Series((first - anchor) / np.timedelta64(1, "D"), index=u.index, dtype="float64")
+
+
 def _family_map(ext: Extract) -> pd.Series:
     """child_id -> family_id: the crosswalk first, then children.family_id, else the child itself."""
     ch = ext.children
@@ -450,6 +504,7 @@ def build_cohort(
     covariates: list[str] | None = None,
     risk_set: bool = True,
     exclude_served_elsewhere: bool = True,
+    censor_at_enrolment: bool = True,
 ) -> Cohort:
     """Build the analysis cohort from an extract.
 
@@ -494,6 +549,14 @@ def build_cohort(
         units are those *not yet* enrolled at the delay, not those that never enrol (which
         would condition on the future). Default True; False gives the flawed design that
         takes comparisons only from families that never enrol.
+    censor_at_enrolment : bool
+        Follow a comparison row only until its family enrols (``enrolled_after_days`` after
+        its anchor date): its outcomes after that are those of a served family. Its times to
+        event are censored on that day and a window it had not completed is missing; the
+        estimate stage weights the rows still followed by the inverse probability of not yet
+        being censored (:class:`ppeval.estimate.EnrolmentCensoring`). Default True; False
+        keeps their later outcomes (the estimate then compares "enrol now" with "not yet
+        enrolled", which is smaller than the effect of the program on the served).
 
     Returns
     -------
@@ -523,6 +586,7 @@ def build_cohort(
         "max_age_at_removal": max_age_at_removal, "reunified_reasons": list(reunified_reasons),
         "family_outcome": family_outcome, "enrollment_window_days": enrollment_window_days,
         "tpr_parent": tpr_parent, "delay_band_days": delay_band_days,
+        "censor_at_enrolment": bool(censor_at_enrolment),
         "entry_from": None if entry_from is None else str(pd.Timestamp(entry_from).date()),
         "entry_to": None if entry_to is None else str(pd.Timestamp(entry_to).date()),
     }
@@ -630,6 +694,8 @@ def build_cohort(
     u["_birthday18"] = u["birth_date"] + pd.DateOffset(years=18)
     u["index_delay_days"] = ((u["enrolled_date"] - u["anchor_date"]).dt.days).where(u["treated"], 0).astype("int64")
     u["index_date"] = u["anchor_date"] + pd.to_timedelta(u["index_delay_days"], unit="D")
+    # a comparison row is followed only until its family enrols (see _Engine.compute)
+    u["enrolled_after_days"] = _first_enrolment_from(u, enr)
     if design == "in_care":
         until = u["discharge_date"].fillna(ex)
     else:
@@ -672,12 +738,14 @@ def build_cohort(
         u["_discharge_date"], u["_discharge_reason"] = u["discharge_date"], u["discharge_reason"] if "discharge_reason" in u else pd.NA
     else:
         u["_discharge_date"], u["_discharge_reason"] = pd.NaT, pd.NA
-    engine = _Engine(design, ex, episodes_all[["child_id", "removal_date", "discharge_date"]], qualifying, oc.reunified_set(reunified_reasons), outcomes)
+    engine = _Engine(design, ex, episodes_all[["child_id", "removal_date", "discharge_date"]], qualifying, oc.reunified_set(reunified_reasons), outcomes,
+                     censor_at_enrolment=censor_at_enrolment)
     u = u.reset_index(drop=True)
     u = pd.concat([u, engine.compute(u)], axis=1)
     u["treated"] = u["treated"].astype(bool)
 
-    keep_cols = ["child_id", "family_id", "treated", "anchor_date", "index_date", "index_delay_days", "eligible_until_days", "delay_band"]
+    keep_cols = ["child_id", "family_id", "treated", "anchor_date", "index_date", "index_delay_days", "eligible_until_days", "delay_band",
+                 "enrolled_after_days"]
     keep_cols += [c for c in ("removal_date", "discharge_date", "discharge_reason", "report_date", "enrolled_date", "hours", "contacts", "parent_role") if c in u]
     keep_cols += cov
     keep_cols += [c for c in u.columns if c not in keep_cols and any(c == f"{n}_days" or c == f"{n}_status" for n in outcomes)]
@@ -748,6 +816,7 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
     fam["index_delay_days"] = g["index_delay_days"].max()
     fam["index_date"] = fam["anchor_date"] + pd.to_timedelta(fam["index_delay_days"], unit="D")
     fam["eligible_until_days"] = g["eligible_until_days"].max()
+    fam["enrolled_after_days"] = g["enrolled_after_days"].min()
     fam["delay_band"] = g["delay_band"].max()
     fam["children_in_care"] = g.size()
     for c in ("enrolled_date", "hours", "contacts", "parent_role"):
@@ -793,4 +862,5 @@ def build_cohort_from_config(ext: Extract, cfg: dict[str, Any]) -> Cohort:
         min_stay_days=c["min_stay_days"], max_age_at_removal=c["max_age_at_removal"], reunified_reasons=c["reunified_reasons"],
         family_outcome=c["family_outcome"], enrollment_window_days=c["enrollment_window_days"], tpr_parent=c["tpr_parent"],
         delay_band_days=c["delay_band_days"], outcomes=outcomes, covariates=c["covariates"] or None,
+        censor_at_enrolment=c["censor_at_enrolment"],
     )

@@ -82,6 +82,7 @@ SPEC: dict[str, Any] = {
         "enrollment_window_days": ((int,), 90),
         "tpr_parent": ((str,), "either"),
         "delay_band_days": ((int,), 30),
+        "censor_at_enrolment": ((bool,), True),
         "covariates": ((list,), []),
     },
     "propensity": {

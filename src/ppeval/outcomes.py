@@ -118,6 +118,30 @@ def time_to_event(
     return days, pd.Series(status, index=start.index, dtype="Int64")
 
 
+def censor_at(days: pd.Series, status: pd.Series, censor_days: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Censor a time to event earlier, at ``censor_days`` after its start (missing = no censoring).
+
+    As in :func:`time_to_event`, an event or competing exit on the censoring day counts.
+    Returns the new days, the new status and whether each row was cut short (a row whose
+    clock had not started, such as a re-entry clock of a unit never reunified, is left alone).
+
+    Examples
+    --------
+    >>> d, s, cut = censor_at(pd.Series([30, 200, 50], dtype="Int64"), pd.Series([1, 1, 0], dtype="Int64"),
+    ...                       pd.Series([100.0, 100.0, None]))
+    >>> list(d), list(s), list(cut)
+    ([30, 100, 50], [1, 0, 0], [False, True, False])
+    """
+    c = pd.Series(np.asarray(censor_days, dtype=float), index=days.index).clip(lower=0)
+    d = days.astype("Float64")
+    cut = (d.notna() & c.notna() & (d > c)).fillna(False).astype(bool)
+    new_days = days.copy()
+    new_status = status.copy()
+    new_days[cut] = c[cut].round().astype("int64").to_numpy()
+    new_status[cut] = 0
+    return new_days, new_status, cut
+
+
 def window_flag(days: pd.Series, status: pd.Series, start: pd.Series, extract_date: pd.Timestamp, months: int) -> pd.Series:
     """True if the event happened within the window, missing if the window is not fully observed."""
     w = window_days(months)

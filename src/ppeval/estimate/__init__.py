@@ -10,6 +10,8 @@ alone:
   restricted mean survival time, proportional-hazards test (``cox.zph``);
 * :mod:`.competing` — :class:`AalenJohansen` (exact ties), :class:`FineGray`
   (``finegray`` + weighted Cox), cause-specific hazards;
+* :mod:`.censoring` — :class:`EnrolmentCensoring`: comparison rows followed until their
+  own enrolment, inverse-probability-of-censoring weights for their window risks;
 * :mod:`.sensitivity` — E-values, Rosenbaum bounds;
 * :mod:`.subgroups` — effects by subgroup with interaction tests, dose–response.
 
@@ -31,12 +33,15 @@ Examples
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceError, DataError
-from ._data import Design, as_binary, resolve, window_columns, window_of
+from ._data import WINDOW_PREFIX, Design, as_binary, resolve, window_columns, window_of
 from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, mcnemar
+from .censoring import AFTER_CARE_OUTCOMES, EnrolmentCensoring, ipc_weights
 from .competing import AalenJohansen, FineGray, finegray_expand
 from .results import CONTRACT_MEASURES, Effect, EffectResults
 from .sensitivity import EValue, RosenbaumBounds, evalue, rosenbaum_bounds
@@ -45,8 +50,9 @@ from .survival import CoxPH, KaplanMeier, logrank_test, rmst_difference
 
 __all__ = [
     "AalenJohansen", "CONTRACT_MEASURES", "CoxPH", "EValue", "Effect", "EffectResults",
+    "EnrolmentCensoring",
     "FineGray", "GLMCluster", "KaplanMeier", "McNemarResult", "RosenbaumBounds",
-    "binary_effects", "dose_response", "estimate", "evalue", "finegray_expand",
+    "binary_effects", "censoring_weights", "dose_response", "estimate", "evalue", "finegray_expand",
     "fit_glm_cluster", "logrank_test", "mcnemar", "rmst_difference", "rosenbaum_bounds",
     "subgroup_effects",
     "subgroup_effects_many",
@@ -82,16 +88,119 @@ def _pairs_ok(design: Design) -> bool:
     return bool(len(agg)) and bool(((agg["size"] == 2) & (agg["sum"] == 1)).all())
 
 
+_CENSORING_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Censoring:
+    """Comparison rows followed until their own enrolment, and the model that weights them."""
+
+    def __init__(self, model: EnrolmentCensoring, X: np.ndarray, text: str):
+        self.model, self.X, self.text = model, X, text
+
+
+def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _Censoring | None]:
+    """The enrolment-censoring model for ``data`` (``df`` = its rows, before ``resolve``)."""
+    need = ("enrolled_after_days", "index_delay_days", "eligible_until_days")
+    if censoring is None or censoring is False or censoring == "none" or not all(c in df for c in need):
+        return df, None
+    t = df["treated"].astype(bool).to_numpy() if "treated" in df else None
+    if t is None:
+        return df, None
+    ea = df["enrolled_after_days"].astype(float).to_numpy()
+    with np.errstate(invalid="ignore"):
+        can_be_censored = ~t & np.isfinite(ea) & (ea > df["index_delay_days"].astype(float).to_numpy())
+    if isinstance(censoring, EnrolmentCensoring):
+        cols = censoring.covariates_
+        miss = [c for c in cols if c not in df]
+        if miss:
+            raise DataError(f"the enrolment-censoring model's covariates {miss} are not columns of the data")
+        return df, _Censoring(censoring, df[cols].astype(float).to_numpy(),
+                              f"Cox model of time to enrolment on {', '.join(cols) or 'no covariates'}")
+    if censoring != "auto":
+        raise ValueError("censoring must be 'auto', 'none' or a fitted EnrolmentCensoring")
+    if not can_be_censored.any():
+        return df, None
+    ps = getattr(data, "ps", None)
+    if ps is not None and getattr(ps, "logit_", None) is not None and "enrolled_after_days" in ps.data:
+        model = _CENSORING_CACHE.get(ps)
+        if model is None:
+            # one fit per propensity score, shared by the outcomes estimated on its matches
+            pool = ps.data.assign(_ps_logit=ps.logit_)
+            model = EnrolmentCensoring().fit(pool, ["_ps_logit"], treatment=ps.treatment)
+            _CENSORING_CACHE[ps] = model
+        df = df.assign(_ps_logit=ps.logit_.reindex(df.index).to_numpy())
+        return df, _Censoring(model, df[["_ps_logit"]].to_numpy(float),
+                              "Cox model of time to enrolment (days since removal) on the logit of the "
+                              "propensity score, fitted on every comparison row of the cohort")
+    model = EnrolmentCensoring().fit(df, [])
+    return df, _Censoring(model, np.zeros((len(df), 0)),
+                          "Nelson-Aalen estimate of time to enrolment among the comparison rows (no covariates)")
+
+
+def _censoring_factor(design: Design, cens: _Censoring, outcome: str | None, months: int | None,
+                      col: str) -> tuple[np.ndarray, np.ndarray]:
+    """IPC weight of each row for a window column (1 for treated rows), and which comparison
+    rows are missing because they were censored at their own enrolment."""
+    df = design.df
+    n = len(df)
+    t = design.treated
+    entry = df["index_delay_days"].astype(float).to_numpy()
+    exit_ = df["eligible_until_days"].astype(float).to_numpy()
+    ea = df["enrolled_after_days"].astype(float).to_numpy()
+    known = df[col].notna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        cut = ~t & ~known & np.isfinite(ea) & (ea > entry)
+    w_days = float(months * 365 // 12) if months is not None else np.inf
+    if outcome in AFTER_CARE_OUTCOMES and "discharge_date" in df:
+        # the clock starts at reunification: known only after the whole stay in care
+        known_at = np.full(n, np.inf)
+    elif outcome is not None and f"{outcome}_days" in df and f"{outcome}_status" in df:
+        days = df[f"{outcome}_days"].astype(float).to_numpy()
+        st = df[f"{outcome}_status"].astype(float).to_numpy()
+        with np.errstate(invalid="ignore"):
+            ended = np.isin(st, [1, 2]) & (days <= w_days)
+        known_at = np.where(ended, days, w_days)
+    else:
+        known_at = np.full(n, w_days)
+    rows = ~t & known
+    factor = np.ones(n)
+    if rows.any():
+        # index as positions in design.df: cens.X was aligned to it by the caller
+        factor[rows] = ipc_weights(cens.model, cens.X[rows], entry[rows], exit_[rows], known_at[rows])
+    return factor, cut
+
+
 def _binary_block(design: Design, col: str, outcome: str, window: int | None, adjust,
-                  flow: list, tests: dict, models: dict) -> list[Effect]:
+                  flow: list, tests: dict, models: dict, cens: _Censoring | None = None) -> list[Effect]:
     y, obs = as_binary(design.df[col], col)
-    if not obs.all():
+    factor = None
+    if cens is not None:
+        factor, cut = _censoring_factor(design, cens, outcome if window is not None else None, window, col)
+        if cut.any():
+            flow.append(_flow_row(f"{col}: comparison rows censored at their own enrolment before the window "
+                                  "closed (their share carried by inverse-probability-of-censoring weights)",
+                                  design, cut))
+        rest = ~obs & ~cut
+        if rest.any():
+            flow.append(_flow_row(f"{col}: left out, window not fully observed or missing", design, rest))
+    elif not obs.all():
         flow.append(_flow_row(f"{col}: left out, window not fully observed or missing",
                               design, ~obs))
     d = design.subset(obs) if not obs.all() else design
+    if factor is not None:
+        f = factor[obs]
+        d = Design(d.df, d.treated, d.weights * f, d.cluster, d.cluster_text, True)
+        fc = f[~d.treated]
+        tests[f"ipcw[{col}]"] = {
+            "comparison_rows": int(fc.size), "mean_weight": float(fc.mean()) if fc.size else float("nan"),
+            "max_weight": float(fc.max()) if fc.size else float("nan"), "model": cens.text}
     flow.append(_flow_row(f"{col}: analysed", design, obs))
     yy = y[obs]
     effects, fitted = binary_effects(d, yy, outcome=outcome, window_months=window, adjust=adjust)
+    if factor is not None:
+        for e in effects:
+            e.method += ("; comparison rows followed until their own enrolment and weighted by the inverse "
+                         f"probability of not yet being censored ({cens.text}; the SE treats these weights as known)")
     models.update({f"{k}[{col}]": v for k, v in fitted.items()})
     if _pairs_ok(design):
         # 1:1 pairs: McNemar and Rosenbaum bounds on the pairs with both outcomes observed
@@ -117,6 +226,7 @@ def estimate(
     windows: list[int] | None = None,
     horizon: float | None = None,
     ties: str = "efron",
+    censoring: EnrolmentCensoring | str | None = "auto",
 ) -> EffectResults:
     """Estimate the effects of treatment on one outcome.
 
@@ -136,6 +246,12 @@ def estimate(
     windows : window months to report (default: every window column found).
     horizon : restricted-mean horizon (default: the smaller arm's longest follow-up).
     ties : ``"efron"`` or ``"breslow"`` for the Cox and Fine–Gray models.
+    censoring : ``"auto"`` (default), ``"none"`` or a fitted :class:`EnrolmentCensoring`.
+        When the cohort followed comparison rows only until their own enrolment
+        (``enrolled_after_days``), the window risks weight the comparison rows still
+        followed by the inverse probability of not yet being censored. ``"auto"`` fits the
+        model on every comparison row of the cohort with the propensity-score logit as its
+        covariate (a matched sample), or without covariates (a DataFrame).
 
     Returns
     -------
@@ -152,7 +268,20 @@ def estimate(
     given = sum(x is not None for x in (outcome, duration, binary))
     if given != 1 or (duration is None) != (event is None):
         raise ValueError("give exactly one of outcome=, duration= with event=, or binary=")
+    raw = data.data if hasattr(data, "data") and isinstance(data.data, pd.DataFrame) else data
+    cens = None
+    if isinstance(raw, pd.DataFrame) and (treatment or "treated") == "treated":
+        raw2, cens = _censoring_setup(data, censoring, raw)
+        if raw2 is not raw:
+            data = _Rows(raw2) if raw is not data else raw2
     design = resolve(data, treatment=treatment, weights=weights, cluster=cluster)
+    if cens is not None:
+        # resolve() drops zero-weight rows: realign the censoring covariates to its rows
+        keep = _resolved_rows(raw, weights if weights is not None else ("weight" if hasattr(data, "data") else None))
+        cens = _Censoring(cens.model, cens.X[keep], cens.text)
+        models_cens = cens.model
+    else:
+        models_cens = None
     flow = [_flow_row("rows in sample", design, np.ones(len(design.df), bool))]
     effects: list[Effect] = []
     secondary: list[Effect] = []
@@ -160,8 +289,12 @@ def estimate(
     models: dict = {}
     km = cif = None
     name = outcome or binary or event
+    if models_cens is not None:
+        models["enrolment_censoring"] = models_cens
     if binary is not None:
-        effects += _binary_block(design, binary, name, window_of(binary), adjust, flow, tests, models)
+        prefix = binary.rsplit("_", 1)[0]
+        of = next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
+        effects += _binary_block(design, binary, of or name, window_of(binary), adjust, flow, tests, models, cens)
     else:
         dcol = f"{outcome}_days" if outcome else duration
         scol = f"{outcome}_status" if outcome else event
@@ -258,7 +391,7 @@ def estimate(
             if windows is not None:
                 wcols = {k: v for k, v in wcols.items() if k in windows}
             for months, col in wcols.items():
-                effects += _binary_block(design, col, name, months, adjust, flow, tests, models)
+                effects += _binary_block(design, col, name, months, adjust, flow, tests, models, cens)
                 if competing:
                     days_w = months * 365 // 12
                     diff = cif.difference_at(days_w, treated_group=True)
@@ -272,6 +405,46 @@ def estimate(
                         flow=pd.DataFrame(flow), models=models, arms=_ARM_LABELS)
     res.sensitivity = _evalues(effects)
     return res
+
+
+def censoring_weights(data, column: str, censoring: EnrolmentCensoring | str | None = "auto") -> pd.Series:
+    """The inverse-probability-of-censoring weight of each row for a window column.
+
+    1 for treated rows and for every row when nothing was censored, ``1/G`` for comparison
+    rows still followed when the window's outcome became known, NaN where the window is
+    missing.  Multiply by the matching weights to analyse ``column`` on a subset (a
+    subgroup) the way :func:`estimate` does.
+
+    Examples
+    --------
+    >>> w = censoring_weights(matched_sample, "reunified_12m")       # doctest: +SKIP
+    >>> df = matched_sample.data.assign(w=matched_sample.data["weight"] * w)  # doctest: +SKIP
+    """
+    raw = data.data if hasattr(data, "data") and isinstance(data.data, pd.DataFrame) else data
+    known = raw[column].notna().to_numpy()
+    raw2, cens = _censoring_setup(data, censoring, raw)
+    if cens is None:
+        return pd.Series(np.where(known, 1.0, np.nan), index=raw.index, name="ipcw")
+    t = raw["treated"].astype(bool).to_numpy()
+    d = Design(raw2.reset_index(drop=True), t, np.ones(len(raw)), None, "", False)
+    prefix = column.rsplit("_", 1)[0]
+    outcome = next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
+    factor, _ = _censoring_factor(d, cens, outcome, window_of(column), column)
+    return pd.Series(np.where(known, factor, np.nan), index=raw.index, name="ipcw")
+
+
+class _Rows:
+    """A matched sample's rows with an added column, for :func:`resolve`."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.data = df
+
+
+def _resolved_rows(df: pd.DataFrame, weights: str | None) -> np.ndarray:
+    """Which rows of ``df`` :func:`resolve` keeps (positive weight)."""
+    if weights is None or weights not in df:
+        return np.ones(len(df), bool)
+    return df[weights].to_numpy(dtype=float) > 0
 
 
 def _evalues(effects: list[Effect]) -> pd.DataFrame:

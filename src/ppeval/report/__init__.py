@@ -98,8 +98,12 @@ def _event_counts(n: int, events: int, threshold: int) -> dict[str, Any]:
     return {"n": n, "events": events}
 
 
-def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> pd.DataFrame:
-    """Risk differences of ``binary`` by subgroup, suppressed where a cell is small."""
+def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int, ipcw: pd.Series | None = None) -> pd.DataFrame:
+    """Risk differences of ``binary`` by subgroup, suppressed where a cell is small.
+
+    ``ipcw``: the rows' inverse-probability-of-censoring weights for ``binary`` (as the
+    main estimate uses them), multiplied into the matching weights.
+    """
     from types import SimpleNamespace
 
     from ..estimate import subgroup_effects
@@ -115,6 +119,8 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
         df["parent_role"] = df["match_id"].map(role)
     frames = []
     wanted = list(ev.config["subgroups"]) or list(SUBGROUPS)
+    if ipcw is not None:
+        df["weight"] = df["weight"] * ipcw.reindex(df.index).fillna(1.0)
     # resolved as a matched sample, so SEs are clustered by matched set like the main effects
     design = resolve(SimpleNamespace(data=df))
     y = design.df[binary]
@@ -191,7 +197,13 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     paras = [
         f"Design: {design}, entries from {window}; the unit of analysis is {unit}. "
         "Treated units started at enrolment; each comparison unit started at the same number of days after its own removal (or report) "
-        "as its matched treated unit and had to be still in care (or still at home) and not yet enrolled at that point, so neither arm has immortal time.",
+        "as its matched treated unit and had to be still in care (or still at home) and not yet enrolled at that point, so neither arm has immortal time."
+        + (" A comparison unit was followed only until its own family enrolled, if it did (its later course is a served one): "
+           "its times to event were censored on that day, and fixed-window rates weight the comparison units still followed by the inverse "
+           "probability of not yet having enrolled (a Cox model of time to enrolment on the propensity score)."
+           if c.get("censor_at_enrolment", True) else
+           " Comparison units whose family enrolled later kept their outcomes after that enrolment, so the effects compare enrolling now with "
+           "enrolling later (censor_at_enrolment = false)."),
         f"Propensity score: {model} of enrolment on {', '.join(pretty_variable(x).lower() for x in ev.covariates)} "
         "(categorical covariates as indicator columns, missing values with indicators; common support: "
         f"{p['common_support']}).",
@@ -204,7 +216,7 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "Fixed-window rates (e.g. within 12 months) count only units whose whole window lies before the extract date. Outcomes are censored at the extract date and at the 18th birthday; "
         "other exits are competing events, not censoring.",
         "Sensitivity: E-values (VanderWeele and Ding) for every ratio; odds and hazard ratios are converted to the risk-ratio scale assuming a common outcome. "
-        "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test).",
+        "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test; pairs with both outcomes observed, so not pairs whose comparison unit enrolled before the window closed).",
         f"Privacy: counts from 1 to {ev.config['report']['suppress_below'] - 1} are suppressed, with complementary suppression; no identifier or birth date appears in any output.",
     ]
     if "time_in_care" in ev.outcomes:
@@ -313,7 +325,7 @@ def build(ev) -> dict[str, Any]:
         res["outcomes"][name] = entry
 
     # sensitivity
-    from ..estimate import evalue
+    from ..estimate import censoring_weights, evalue
 
     sens = []
     for name, r in est.items():
@@ -338,7 +350,8 @@ def build(ev) -> dict[str, Any]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                sub = _subgroup_table(ev, data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
+                col = oc.window_column(headline[0].outcome, headline[0].window_months)
+                sub = _subgroup_table(ev, data, col, thr, ipcw=censoring_weights(ms, col))
             except Exception as exc:  # subgroups are secondary: record why they are missing
                 ev.notes.append(f"subgroups not estimated: {exc}")
         # a library call stays quiet: numerical warnings are written into the report instead
