@@ -150,6 +150,10 @@ def _censoring_factor(design: Design, cens: _Censoring, outcome: str | None, mon
     known = df[col].notna().to_numpy()
     with np.errstate(invalid="ignore"):
         cut = ~t & ~known & np.isfinite(ea) & (ea > entry)
+    if outcome is not None and f"{outcome}_status" in df:
+        # censored rows have status 0; a row never at risk (no reunification to re-enter from)
+        # is missing for that reason, not for its enrolment
+        cut &= (df[f"{outcome}_status"].astype(float).to_numpy() == 0)
     w_days = float(months * 365 // 12) if months is not None else np.inf
     if outcome in AFTER_CARE_OUTCOMES and "discharge_date" in df:
         # the clock starts at reunification: known only after the whole stay in care
