@@ -115,6 +115,15 @@ def synthetic_cohorts():
     return build_cohort(ext, **kw), build_cohort(ext, censor_at_enrolment=False, **kw)
 
 
+def _match(cohort, covariates=("age_at_removal", "removal_parent_drugs", "removal_neglect", "prior_removals")):
+    from ppeval.matching import match
+    from ppeval.propensity import propensity
+
+    ps = propensity(cohort.data, "treated", list(covariates))
+    return match(ps, caliper_sd=0.2, cluster="match_family", delay="index_delay_days",
+                 eligible_until="eligible_until_days", reindex=cohort.reindex)
+
+
 def test_cohort_follows_comparison_rows_until_their_own_enrolment(synthetic_cohorts):
     cohort, uncensored = synthetic_cohorts
     d, u = cohort.data, uncensored.data
@@ -151,14 +160,9 @@ def test_reindexed_comparison_rows_are_censored_at_enrolment(synthetic_cohorts):
 
 def test_matched_sample_window_risks_use_the_ipc_weights(synthetic_cohorts):
     from ppeval.estimate import censoring_weights
-    from ppeval.matching import match
-    from ppeval.propensity import propensity
 
     cohort, _ = synthetic_cohorts
-    data = cohort.data
-    ps = propensity(data, "treated", ["age_at_removal", "removal_parent_drugs", "removal_neglect", "prior_removals"])
-    m = match(ps, caliper_sd=0.2, cluster="match_family", delay="index_delay_days",
-              eligible_until="eligible_until_days", reindex=cohort.reindex)
+    m = _match(cohort)
     res = estimate(m, outcome="reunification")
     rd = res["risk_difference", 12]
     ipcw = censoring_weights(m, "reunified_12m")
@@ -179,3 +183,51 @@ def test_matched_sample_window_risks_use_the_ipc_weights(synthetic_cohorts):
     # switching it off leaves the censored rows out unweighted
     off = estimate(m, outcome="reunification", censoring="none")["risk_difference", 12]
     assert off.estimate != pytest.approx(rd.estimate)
+
+
+def test_only_the_enrolment_that_makes_a_unit_treated_censors(synthetic_cohorts):
+    """A family enrolment after a comparison unit's episode (or on its discharge day) is not
+    this design's treatment: it neither censors the unit nor counts in the censoring model."""
+    cohort, uncensored = synthetic_cohorts
+    d = cohort.data
+    t, later = d["treated"].astype(bool), d["served_later"].astype(bool)
+    assert d.loc[t | later, "enrolled_after_days"].notna().all()
+    assert d.loc[~t & ~later, "enrolled_after_days"].isna().all()
+    assert (d.loc[later, "enrolled_after_days"] == d.loc[later, "eligible_until_days"]).mean() > 0.9
+    # without censoring the cohort has no enrolment column, and estimate() weights nothing
+    assert "enrolled_after_days" not in uncensored.data
+    m = _match(uncensored)
+    res = estimate(m, outcome="reunification")
+    assert not any(k.startswith("ipcw") for k in res.tests) and "enrolment_censoring" not in res.models
+    off = estimate(m, outcome="reunification", censoring="none")
+    assert res["risk_difference", 12].estimate == off["risk_difference", 12].estimate
+    assert "inverse probability" not in res["risk_difference", 12].method
+
+
+def test_family_units_weight_after_care_outcomes_at_the_exit_from_care():
+    """Re-entry is known only after the stay: its weight is 1/G at the unit's exit from care."""
+    from ppeval.estimate import censoring_weights
+
+    ext = generate(4000, seed=12).to_extract()
+    cohort = build_cohort(ext, unit="family", entry_from="2016-01-01", entry_to="2021-12-31",
+                          outcomes={"reunification": [12], "reentry": [12]})
+    m = _match(cohort, ("youngest_age_at_removal", "removal_parent_drugs", "prior_removals"))
+    res = estimate(m, outcome="reentry")
+    cens = res.models["enrolment_censoring"]
+    md = m.data
+    w = censoring_weights(m, "reentry_12m")
+    comp = ~md["treated"].astype(bool) & md["reentry_12m"].notna()
+    assert comp.sum() > 20
+    x = m.ps.logit_.reindex(md.index)[comp].to_numpy()[:, None]
+    g = cens.not_enrolled(x, md.loc[comp, "index_delay_days"], md.loc[comp, "eligible_until_days"])
+    np.testing.assert_allclose(w[comp].to_numpy(), 1 / g, rtol=1e-12)
+    # reunification is known at the event or the window's end, whichever is first
+    w12 = censoring_weights(m, "reunified_12m")
+    c12 = ~md["treated"].astype(bool) & md["reunified_12m"].notna()
+    days = md.loc[c12, "reunification_days"].astype(float)
+    st = md.loc[c12, "reunification_status"].astype(float)
+    known_at = np.where(st.isin([1, 2]) & (days <= 365), days, 365)
+    until = np.minimum(md.loc[c12, "index_delay_days"] + known_at, md.loc[c12, "eligible_until_days"])
+    x12 = m.ps.logit_.reindex(md.index)[c12].to_numpy()[:, None]
+    g12 = cens.not_enrolled(x12, md.loc[c12, "index_delay_days"], until)
+    np.testing.assert_allclose(w12[c12].to_numpy(), 1 / g12, rtol=1e-12)

@@ -43,6 +43,15 @@ def test_from_toml_runs_every_stage(ev):
     r = days.iloc[0]
     assert 0 < r["mean_comparison"] <= 365 and r["ci_low"] < r["difference"] < r["ci_high"]
     assert r["difference"] == pytest.approx(r["mean_treated"] - r["mean_comparison"], abs=1e-6)
+    # comparison units followed until their own enrolment carry their censoring weights here too
+    from ppeval.estimate import censoring_weights
+
+    md = ev.matched.data
+    w = md["weight"] * censoring_weights(ev.matched, "days_in_care_12m")
+    y = md["days_in_care_12m"].astype(float)
+    comp = ~md["treated"].astype(bool) & y.notna() & (w > 0)
+    assert r["mean_comparison"] == pytest.approx(np.average(y[comp], weights=w[comp]), abs=1e-9)
+    assert "inverse probability" in r["method"]
 
 
 def test_stages_are_lazy_and_cached(synth, monkeypatch):

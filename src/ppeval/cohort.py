@@ -41,7 +41,7 @@ and a family's before-enrolment block is never mixed with its treated block. The
 stage takes treated units in order of their delay, so that whether a comparison unit is
 still free does not depend on how long it stays in care (see :mod:`ppeval.matching`).
 
-A comparison row is followed only until its own family enrols (``enrolled_after_days``
+A served unit's comparison row is followed only until its enrolment (``enrolled_after_days``
 after its anchor date; ``censor_at_enrolment``): from then on its course is a served one.
 Its times to event are censored on that day and a window it had not completed is missing;
 the estimate stage weights the rows still followed by the inverse probability of not yet
@@ -398,22 +398,6 @@ def _as_ts(value: Any) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(value)
 
 
-def _first_enrolment_from(u: pd.DataFrame, enr: pd.DataFrame) -> pd.Series:
-    """Days from each unit's anchor date to its family's first enrolment on or after it (NaN: none)."""
-    if enr.empty:
-        return pd.Series(np.nan, index=u.index)
-    keys = pd.DataFrame({"family_id": u["family_id"].astype("string").reset_index(drop=True),
-                         "_at": u["anchor_date"].astype("datetime64[ns]").reset_index(drop=True),
-                         "_row": np.arange(len(u))}).sort_values("_at", kind="mergesort")
-    right = enr[["family_id", "enrolled_date"]].assign(family_id=lambda d: d["family_id"].astype("string"),
-                                                       enrolled_date=lambda d: d["enrolled_date"].astype("datetime64[ns]"))
-    right = right.sort_values("enrolled_date", kind="mergesort")
-    merged = pd.merge_asof(keys, right, left_on="_at", right_on="enrolled_date", by="family_id", direction="forward")
-    first = merged.sort_values("_row")["enrolled_date"].to_numpy()
-    anchor = u["anchor_date"].astype("datetime64[ns]").to_numpy()
-    return pd.Series((first - anchor) / np.timedelta64(1, "D"), index=u.index, dtype="float64")
-
-
 def _family_map(ext: Extract) -> pd.Series:
     """child_id -> family_id: the crosswalk first, then children.family_id, else the child itself."""
     ch = ext.children
@@ -550,8 +534,9 @@ def build_cohort(
         would condition on the future). Default True; False gives the flawed design that
         takes comparisons only from families that never enrol.
     censor_at_enrolment : bool
-        Follow a comparison row only until its family enrols (``enrolled_after_days`` after
-        its anchor date): its outcomes after that are those of a served family. Its times to
+        Follow a served unit's comparison row (``served_later``) only until its enrolment
+        (``enrolled_after_days`` after its anchor date): its outcomes after that are those
+        of a served family. Its times to
         event are censored on that day and a window it had not completed is missing; the
         estimate stage weights the rows still followed by the inverse probability of not yet
         being censored (:class:`ppeval.estimate.EnrolmentCensoring`). Default True; False
@@ -694,8 +679,12 @@ def build_cohort(
     u["_birthday18"] = u["birth_date"] + pd.DateOffset(years=18)
     u["index_delay_days"] = ((u["enrolled_date"] - u["anchor_date"]).dt.days).where(u["treated"], 0).astype("int64")
     u["index_date"] = u["anchor_date"] + pd.to_timedelta(u["index_delay_days"], unit="D")
-    # a comparison row is followed only until its family enrols (see _Engine.compute)
-    u["enrolled_after_days"] = _first_enrolment_from(u, enr)
+    # a served unit's comparison row (risk set) is followed only until this enrolment (see
+    # _Engine.compute). Only the enrolment that makes the unit treated counts: a family
+    # enrolment after the episode (or outside the prevention window) is not the treatment
+    # of this design, so it neither censors nor enters the censoring model.
+    if censor_at_enrolment:
+        u["enrolled_after_days"] = u["index_delay_days"].astype("float64").where(u["treated"])
     if design == "in_care":
         until = u["discharge_date"].fillna(ex)
     else:
@@ -744,8 +733,8 @@ def build_cohort(
     u = pd.concat([u, engine.compute(u)], axis=1)
     u["treated"] = u["treated"].astype(bool)
 
-    keep_cols = ["child_id", "family_id", "treated", "anchor_date", "index_date", "index_delay_days", "eligible_until_days", "delay_band",
-                 "enrolled_after_days"]
+    keep_cols = ["child_id", "family_id", "treated", "anchor_date", "index_date", "index_delay_days", "eligible_until_days", "delay_band"]
+    keep_cols += ["enrolled_after_days"] if censor_at_enrolment else []
     keep_cols += [c for c in ("removal_date", "discharge_date", "discharge_reason", "report_date", "enrolled_date", "hours", "contacts", "parent_role") if c in u]
     keep_cols += cov
     keep_cols += [c for c in u.columns if c not in keep_cols and any(c == f"{n}_days" or c == f"{n}_status" for n in outcomes)]
@@ -816,7 +805,8 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
     fam["index_delay_days"] = g["index_delay_days"].max()
     fam["index_date"] = fam["anchor_date"] + pd.to_timedelta(fam["index_delay_days"], unit="D")
     fam["eligible_until_days"] = g["eligible_until_days"].max()
-    fam["enrolled_after_days"] = g["enrolled_after_days"].min()
+    if "enrolled_after_days" in child:
+        fam["enrolled_after_days"] = g["enrolled_after_days"].min()
     fam["delay_band"] = g["delay_band"].max()
     fam["children_in_care"] = g.size()
     for c in ("enrolled_date", "hours", "contacts", "parent_role"):

@@ -359,18 +359,25 @@ class Evaluation:
             window_months, n_treated, n_comparison, mean_treated, mean_comparison,
             difference, ci_low, ci_high, p_value, method.
         """
-        from .estimate import fit_glm_cluster
+        from types import SimpleNamespace
+
+        from .estimate import censoring_weights, fit_glm_cluster
         from .estimate._data import resolve
         from .estimate.results import wald_ci
         from .outcomes import window_column
 
         rows = []
-        # resolved from the matched sample itself: its weights and matched-set clusters
-        design = resolve(self.matched)
         for months in self.outcomes.get("time_in_care", []):
             col = window_column("time_in_care", months)
-            if col not in design.df:
+            if col not in self.matched.data:
                 continue
+            # the matched sample's weights and matched-set clusters; comparison units followed
+            # until their own enrolment carry inverse-probability-of-censoring weights, as the
+            # window rates do
+            ipcw = censoring_weights(self.matched, col)
+            weighted = bool((ipcw.dropna() != 1).any())
+            md = self.matched.data.assign(weight=self.matched.data["weight"] * ipcw.fillna(1.0))
+            design = resolve(SimpleNamespace(data=md))
             y = design.df[col].astype(float).to_numpy()
             keep = ~np.isnan(y)
             d = design.subset(keep) if not keep.all() else design
@@ -388,7 +395,9 @@ class Evaluation:
                 "mean_treated": float(np.average(yy[t], weights=w[t])), "mean_comparison": float(np.average(yy[~t], weights=w[~t])),
                 "difference": diff, "ci_low": lo, "ci_high": hi, "p_value": p,
                 "method": f"difference in weighted mean days in care within {months} months (weighted least squares); "
-                          f"cluster-robust SE by {d.cluster_text}",
+                          f"cluster-robust SE by {d.cluster_text}"
+                          + ("; comparison units followed until their own enrolment, weighted by the inverse probability "
+                             "of not yet being censored" if weighted else ""),
             })
         return pd.DataFrame(rows, columns=["window_months", "n_treated", "n_comparison", "mean_treated", "mean_comparison",
                                            "difference", "ci_low", "ci_high", "p_value", "method"])

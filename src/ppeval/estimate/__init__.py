@@ -103,12 +103,8 @@ def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _
     need = ("enrolled_after_days", "index_delay_days", "eligible_until_days")
     if censoring is None or censoring is False or censoring == "none" or not all(c in df for c in need):
         return df, None
-    t = df["treated"].astype(bool).to_numpy() if "treated" in df else None
-    if t is None:
+    if "treated" not in df:
         return df, None
-    ea = df["enrolled_after_days"].astype(float).to_numpy()
-    with np.errstate(invalid="ignore"):
-        can_be_censored = ~t & np.isfinite(ea) & (ea > df["index_delay_days"].astype(float).to_numpy())
     if isinstance(censoring, EnrolmentCensoring):
         cols = censoring.covariates_
         miss = [c for c in cols if c not in df]
@@ -118,8 +114,6 @@ def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _
                               f"Cox model of time to enrolment on {', '.join(cols) or 'no covariates'}")
     if censoring != "auto":
         raise ValueError("censoring must be 'auto', 'none' or a fitted EnrolmentCensoring")
-    if not can_be_censored.any():
-        return df, None
     ps = getattr(data, "ps", None)
     if ps is not None and getattr(ps, "logit_", None) is not None and "enrolled_after_days" in ps.data:
         model = _CENSORING_CACHE.get(ps)
@@ -135,6 +129,15 @@ def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _
     model = EnrolmentCensoring().fit(df, [])
     return df, _Censoring(model, np.zeros((len(df), 0)),
                           "Nelson-Aalen estimate of time to enrolment among the comparison rows (no covariates)")
+
+
+def _after_care(outcome: str | None, df: pd.DataFrame) -> bool:
+    """Whether an outcome's clock starts when the unit leaves care (re-entry; recurrence in
+    the in-care design, whose units have no index report): its status is known only after
+    the whole stay."""
+    if outcome == "reentry":
+        return True
+    return outcome in AFTER_CARE_OUTCOMES and "report_date" not in df
 
 
 def _censoring_factor(design: Design, cens: _Censoring, outcome: str | None, months: int | None,
@@ -155,7 +158,7 @@ def _censoring_factor(design: Design, cens: _Censoring, outcome: str | None, mon
         # is missing for that reason, not for its enrolment
         cut &= (df[f"{outcome}_status"].astype(float).to_numpy() == 0)
     w_days = float(months * 365 // 12) if months is not None else np.inf
-    if outcome in AFTER_CARE_OUTCOMES and "discharge_date" in df:
+    if _after_care(outcome, df):
         # the clock starts at reunification: known only after the whole stay in care
         known_at = np.full(n, np.inf)
     elif outcome is not None and f"{outcome}_days" in df and f"{outcome}_status" in df:
@@ -274,6 +277,8 @@ def estimate(
         raise ValueError("give exactly one of outcome=, duration= with event=, or binary=")
     raw = data.data if hasattr(data, "data") and isinstance(data.data, pd.DataFrame) else data
     cens = None
+    if isinstance(censoring, EnrolmentCensoring) and (treatment or "treated") != "treated":
+        raise ValueError("an EnrolmentCensoring model needs the cohort's 'treated' column as the treatment")
     if isinstance(raw, pd.DataFrame) and (treatment or "treated") == "treated":
         raw2, cens = _censoring_setup(data, censoring, raw)
         if raw2 is not raw:
