@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -255,8 +256,9 @@ def estimate(
     ties : ``"efron"`` or ``"breslow"`` for the Cox and Fine–Gray models.
     censoring : ``"auto"`` (default), ``"none"`` or a fitted :class:`EnrolmentCensoring`.
         When the cohort followed comparison rows only until their own enrolment
-        (``enrolled_after_days``), the window risks weight the comparison rows still
-        followed by the inverse probability of not yet being censored. ``"auto"`` fits the
+        (``enrolled_after_days``), the window risks and the Cox hazard ratio (over time)
+        weight the comparison rows still followed by the inverse probability of not yet
+        being censored; the curves, the log-rank test and the Fine–Gray model do not. ``"auto"`` fits the
         model on every comparison row of the cohort with the propensity-score logit as its
         covariate (a matched sample), or without covariates (a DataFrame).
 
@@ -335,12 +337,33 @@ def estimate(
         cl = d.cluster if d.cluster is not None else (np.arange(len(days)) if robust else None)
         cph = CoxPH(ties=ties, robust=robust).fit_arrays(
             t.astype(float)[:, None], days, ev, weights=w, cluster=cl, names=["treated"])
+        cox_method = _cox_method(d, competing, robust, ties)
+        ph_model = cph
+        if cens is not None and cens.model.n_enrolled_ > 0 and outcome is not None:
+            # comparison rows followed until their own enrolment: the hazard ratio weights
+            # each row over time by 1/G(t), G its probability of not yet being censored
+            keep_rows = ok if not ok.all() else slice(None)
+            sp = _ipcw_split(d, cens.model, cens.X[keep_rows], days, ev, outcome)
+            cl_s = cl if cl is not None else np.arange(len(days))
+            cph = CoxPH(ties=ties, robust=True).fit_arrays(
+                t.astype(float)[sp.row][:, None], sp.stop, sp.event, weights=sp.weight,
+                start=sp.start, cluster=cl_s[sp.row], names=["treated"])
+            robust = True
+            cox_method = (_cox_method(d, competing, True, ties)
+                          + "; comparison rows followed until their own enrolment and weighted over time by the "
+                          f"inverse probability of not yet being censored ({sp.text}; {cens.text}; the SE "
+                          "treats these weights as known)")
+            models["cox_unweighted"] = ph_model
+            wc = sp.weight[~t[sp.row]] / w[sp.row][~t[sp.row]]
+            tests[f"ipcw[{name} hazard ratio]"] = {
+                "comparison_pieces": int(wc.size), "mean_weight": float(wc.mean()) if wc.size else float("nan"),
+                "max_weight": float(wc.max()) if wc.size else float("nan"), "model": cens.text}
         models["cox"] = cph
         effects.append(Effect.from_wald(
             "hazard_ratio", float(np.exp(cph.params_["treated"])), float(cph.se_["treated"]),
-            method=_cox_method(d, competing, robust, ties), outcome=name, **counts))
+            method=cox_method, outcome=name, **counts))
         try:
-            tests["proportional_hazards"] = cph.ph_test()
+            tests["proportional_hazards"] = ph_model.ph_test()
         except np.linalg.LinAlgError:
             pass
         tests["logrank"] = logrank_test(days, ev.astype(int), t, weights=w)
@@ -440,6 +463,83 @@ def censoring_weights(data, column: str, censoring: EnrolmentCensoring | str | N
     outcome = next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
     factor, _ = _censoring_factor(d, cens, outcome, window_of(column), column)
     return pd.Series(np.where(known, factor, np.nan), index=raw.index, name="ipcw")
+
+
+@dataclass
+class _Split:
+    """(start, stop] pieces of the rows of a time-to-event analysis with their IPC weights."""
+
+    row: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+    event: np.ndarray
+    weight: np.ndarray
+    text: str
+
+
+#: bounds on the cut points (equal steps of the enrolment model's cumulative hazard) that
+#: split a comparison row for the time-varying weights of the hazard ratio
+MIN_IPCW_CUTS, MAX_IPCW_CUTS = 8, 200
+
+
+def _ipcw_split(design: Design, model: EnrolmentCensoring, X: np.ndarray, days: np.ndarray,
+                event: np.ndarray, outcome: str) -> _Split:
+    """Split comparison rows at cut points of the enrolment model so that each piece carries
+    ``weight / G(piece start)``; treated rows stay whole.
+
+    The cut points are quantiles of the days since removal on which comparison rows enrolled:
+    G changes only there, in about equal steps. Outcomes whose clock starts at the exit from
+    care take the weight at that exit for their whole follow-up.
+    """
+    df = design.df
+    n = len(days)
+    t = design.treated
+    w = design.weights
+    entry = df["index_delay_days"].astype(float).to_numpy()
+    exit_ = df["eligible_until_days"].astype(float).to_numpy()
+    days = np.asarray(days, dtype=float)
+    comp = ~t
+    if _after_care(outcome, df):
+        g = np.ones(n)
+        g[comp] = model.not_enrolled(X[comp], entry[comp], exit_[comp])
+        return _Split(np.arange(n), np.full(n, -1.0), days, event, w / g,
+                      "weight at the exit from care, when the clock of this outcome starts")
+    ev_days = model.baseline_["days"].to_numpy(float)
+    cumhaz = model.baseline_["cumulative_hazard"].to_numpy(float)
+    # equal steps of cumulative hazard, small enough that G of a high-risk comparison row
+    # (99th percentile of the risk score) falls by at most ~5% within a piece; G is taken at
+    # the piece's middle (coarser steps bias the hazard ratio: 1.1-1.4% at 10% steps vs 0-1.3% at 5% in the
+    # informative-censoring design of tests/test_estimate_censoring.py)
+    lin = X[comp] @ model.params_.to_numpy() if X.shape[1] and comp.any() else np.zeros(1)
+    total = cumhaz[-1] * float(np.exp(np.quantile(lin, 0.99)))
+    n_cuts = int(np.clip(np.ceil(total / 0.05), MIN_IPCW_CUTS, MAX_IPCW_CUTS))
+    pos = np.searchsorted(cumhaz / cumhaz[-1], np.linspace(0, 1, n_cuts + 1)[1:], side="left")
+    cuts = np.unique(ev_days[np.minimum(pos, len(ev_days) - 1)])
+    # cut points inside each comparison row's follow-up, on its own clock (days since index)
+    lo = np.searchsorted(cuts, entry, side="right")
+    hi = np.searchsorted(cuts, entry + days, side="left")
+    k = np.where(comp & (days > 0), np.maximum(hi - lo, 0), 0)
+    reps = k + 1
+    row = np.repeat(np.arange(n), reps)
+    first = np.repeat(np.cumsum(reps) - reps, reps)
+    j = np.arange(row.size) - first  # piece number within its row
+    cut_at = cuts[np.minimum(lo[row] + j - 1, len(cuts) - 1)] - entry[row] if len(cuts) else np.zeros(row.size)
+    # a first piece starts before day 0, so that a row leaving on day 0 is at risk then
+    start = np.where(j == 0, -1.0, cut_at)
+    last = j == k[row]
+    nxt = cuts[np.minimum(lo[row] + j, len(cuts) - 1)] - entry[row] if len(cuts) else np.zeros(row.size)
+    stop = np.where(last, days[row], nxt)
+    ev = np.asarray(event, bool)[row] & last
+    g = np.ones(row.size)
+    c = comp[row]
+    # G at the middle of the piece (G falls within it; the middle keeps the error second
+    # order), counting no enrolment after the row left care
+    mid = (np.maximum(start[c], 0.0) + stop[c]) / 2
+    until = np.minimum(entry[row][c] + mid, exit_[row][c])
+    g[c] = model.not_enrolled(X[row][c], entry[row][c], until)
+    return _Split(row, start, stop, ev, w[row] / g,
+                  f"weights at the middle of pieces split at {len(cuts)} days since removal, equal steps of the "
+                  "enrolment model's cumulative hazard")
 
 
 class _Rows:

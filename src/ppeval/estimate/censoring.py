@@ -30,6 +30,13 @@ with ``b = d_i + min(T_i, w)`` capped at its own exit from care (it cannot enrol
 that). Outcomes whose clock starts at reunification (re-entry, recurrence after care) are
 known only after the whole stay, so ``b`` is its exit from care.
 
+The Cox hazard ratio (in :func:`ppeval.estimate.estimate`) weights comparison rows over
+time instead: each row's follow-up is split where the enrolment hazard accumulates (equal
+steps of the baseline cumulative hazard, fine enough that a high-risk row's ``G`` falls by
+at most ~5% per piece) and each piece carries ``1 / G`` at its middle. The Kaplan–Meier
+and Aalen–Johansen curves, the log-rank test and the Fine–Gray model use the censored rows
+unweighted.
+
 The risk's standard error treats the weights as known; with a correctly specified censoring
 model this is conservative (estimating the weights reduces the variance; Robins, Rotnitzky
 & Zhao 1994).

@@ -199,8 +199,9 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "Treated units started at enrolment; each comparison unit started at the same number of days after its own removal (or report) "
         "as its matched treated unit and had to be still in care (or still at home) and not yet enrolled at that point, so neither arm has immortal time."
         + (" A comparison unit was followed only until its own family enrolled, if it did (its later course is a served one): "
-           "its times to event were censored on that day, and fixed-window rates weight the comparison units still followed by the inverse "
-           "probability of not yet having enrolled (a Cox model of time to enrolment on the propensity score)."
+           "its times to event were censored on that day. Fixed-window rates, days in care and the Cox hazard ratios weight the comparison "
+           "units still followed by the inverse probability of not yet having enrolled (a Cox model of time to enrolment on the propensity "
+           "score); the survival and cumulative-incidence curves and the Fine–Gray model do not."
            if c.get("censor_at_enrolment", True) else
            " Comparison units whose family enrolled later kept their outcomes after that enrolment, so the effects compare enrolling now with "
            "enrolling later (censor_at_enrolment = false)."),
