@@ -41,6 +41,7 @@ import csv
 import ctypes
 import ctypes.util
 import errno
+import gc
 import gzip
 import hashlib
 import hmac
@@ -50,6 +51,7 @@ import itertools
 import json
 import math
 import numbers
+import operator
 import os
 import re
 import secrets
@@ -993,43 +995,11 @@ class IdentifierGuard:
             else:
                 self._allow_tokens.add(str(a).strip().lower())
 
-        kinds_of: dict[str, frozenset[str]] = {}
         groups: dict[str, Iterable[Any]] = {CHILD_ID: child_ids, FAMILY_ID: family_ids, REPORT_ID: report_ids}
         groups.update(extra_ids or {})
-        for kind, ids in groups.items():
-            one = frozenset([kind])
-            for raw in ids:
-                s = (raw.strip() if isinstance(raw, str) else _id_text(raw)).lower()
-                if s and s not in self._allow_tokens:
-                    have = kinds_of.get(s)
-                    kinds_of[s] = one if have is None or have == one else have | one
-        # Exact-match table for id fields: every id, normalised.
-        self._field_ids: dict[str, frozenset[str]] = {}
-        for s, kinds in kinds_of.items():
-            key = _norm_id(s) if s[:1].isdigit() or s[:1] in "+-" else s
-            have = self._field_ids.get(key)
-            self._field_ids[key] = kinds if have is None else have | kinds
-        # Token index for free text: first alphanumeric run -> (id, offset of that run, kinds, numeric).
-        self._first: dict[str, list[tuple[str, int, frozenset[str], bool]]] = {}
-        for s, kinds in kinds_of.items():
-            forms = {s}
-            numeric = s.isdigit()
-            if numeric:
-                if len(s) < self.min_numeric_digits:
-                    continue
-                stripped = s.lstrip("0")
-                if len(stripped) >= self.min_numeric_digits:
-                    forms.add(stripped)
-            elif len(s) < self.min_token_length:
-                continue
-            for form in forms:
-                m = _TOKEN.search(form)
-                if m is None:
-                    continue
-                self._first.setdefault(m.group(), []).append((form, m.start(), frozenset(kinds), numeric))
-        self._n_ids = len(kinds_of)
-        parsed = pd.to_datetime(pd.Series(list(birth_dates), dtype=object), errors="coerce", format="mixed").dropna()
-        self._dates: set[date] = set(parsed.dt.date.unique()) - self._allow_dates
+        self._n_ids, self._field_ids, self._first = _id_tables(
+            groups, self._allow_tokens, self.min_numeric_digits, self.min_token_length)
+        self._dates: set[date] = _birth_date_set(birth_dates) - self._allow_dates
 
     @classmethod
     def from_extract(
@@ -1061,21 +1031,30 @@ class IdentifierGuard:
         cache = ext.__dict__.setdefault("_identifier_guards", {})
         if cache_key in cache:
             return cache[cache_key]
-        ids: dict[str, list[Any]] = {}
-        dates: list[Any] = []
+        ids: dict[str, list[np.ndarray]] = {}
+        date_parts: list[pd.Series] = []
         for name, df in ext.tables.items():
             spec = schema.TABLES[name]
             for col in df.columns:
                 c = spec.column(col)
                 if c is None or not c.identifying:
                     continue
-                # distinct values only: ids repeat across episodes and reports
-                values = df[col].dropna().drop_duplicates()
+                values = df[col].dropna()
                 if c.kind == "date":
-                    dates.extend(pd.to_datetime(values, errors="coerce").dropna().dt.normalize().unique().tolist())
+                    values = pd.to_datetime(values.drop_duplicates(), errors="coerce").dropna()
+                    date_parts.append(values.dt.normalize().drop_duplicates())
+                elif isinstance(values.dtype, pd.StringDtype):
+                    # strings: the guard keeps one of each (ids repeat across tables anyway)
+                    ids.setdefault(col.replace("_", " "), []).append(values.to_numpy(dtype=object))
                 else:
-                    kind = col.replace("_", " ")
-                    ids.setdefault(kind, []).extend(_id_series(values))
+                    # distinct values only (pandas' equality: 1, 1.0 and True are one value)
+                    values = values.drop_duplicates().tolist()
+                    ids.setdefault(col.replace("_", " "), []).append(np.fromiter(values, dtype=object, count=len(values)))
+        dates: Iterable[Any]
+        if date_parts and all(pd.api.types.is_datetime64_dtype(part.dtype) for part in date_parts):
+            dates = pd.concat(date_parts, ignore_index=True)
+        else:
+            dates = [v for part in date_parts for v in part.tolist()]
         allowed: list[str | date] = list(allow)
         allowed.append(ext.extract_date.date())
         cfg = getattr(ext, "config", None)
@@ -1086,11 +1065,12 @@ class IdentifierGuard:
                     allowed.append(value)
             if cfg.get("seed") is not None:
                 allowed.append(str(cfg["seed"]))
+        id_arrays = {kind: np.concatenate(parts) for kind, parts in ids.items()}
         guard = cls(
-            child_ids=ids.pop(CHILD_ID, ()),
-            family_ids=ids.pop(FAMILY_ID, ()),
-            report_ids=ids.pop(REPORT_ID, ()),
-            extra_ids=ids,
+            child_ids=id_arrays.pop(CHILD_ID, ()),
+            family_ids=id_arrays.pop(FAMILY_ID, ()),
+            report_ids=id_arrays.pop(REPORT_ID, ()),
+            extra_ids=id_arrays,
             birth_dates=dates,
             allow=allowed,
             min_numeric_digits=min_numeric_digits,
@@ -1569,8 +1549,244 @@ def _id_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _id_series(values: pd.Series) -> list[str]:
-    return [_id_text(v) for v in values.tolist()]
+def _id_tables(
+    groups: Mapping[str, Iterable[Any]], allow_tokens: set[str], min_numeric_digits: int, min_token_length: int,
+) -> tuple[int, dict[str, frozenset[str]], dict[str, list[tuple[str, int, frozenset[str], bool]]]]:
+    """The id tables of :class:`IdentifierGuard`: number of ids, exact-match table, token index.
+
+    Built with array operations (an extract has millions of ids): the same tables as a loop
+    over every id, ``_first`` lists in the order of the ids. Python loops only run over the
+    ids that share a first token or a normal form with another id.
+    """
+    kind_names = list(groups)
+    with _gc_paused():  # millions of new objects, none in a cycle: the collector only costs time
+        arrays = [_object_array(ids) for ids in groups.values()]
+        raw = np.concatenate(arrays) if arrays else np.empty(0, dtype=object)
+        kind_of = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+        # Every id as text, lower-case (strings are normalised once per distinct value).
+        joined = _joined(raw)
+        if joined is not None:  # nothing but strings
+            raw_codes, raw_uniq = _factorize(raw, joined)
+            text = _each(str.lower, _each(str.strip, raw_uniq))
+        else:  # e.g. 1, 1.0 and True are equal but turn into different texts
+            raw_codes, text = np.arange(len(raw)), _ids_lower(raw)
+        # distinct ids in order of first appearance, without empty and allowed ones
+        drop = text == ""
+        if allow_tokens:
+            drop |= np.fromiter(map(allow_tokens.__contains__, text.tolist()), dtype=bool, count=len(text))
+        text[drop] = None  # factorize: code -1
+        text_codes, ids = _factorize(text, _joined(text))
+        codes = text_codes[raw_codes]
+        found = codes >= 0
+        codes, kind_of = codes[found], kind_of[found]
+        member = np.zeros((len(ids), len(kind_names)), dtype=bool)
+        member[codes, kind_of] = True
+        kinds = _kind_sets(member, kind_names)
+
+        numeric = _each(str.isdigit, ids).astype(bool)
+        ascii_ = np.full(len(ids), "".join(ids.tolist()).isascii()) if len(ids) else np.zeros(0, dtype=bool)
+        if not ascii_.all():
+            ascii_ = _each(str.isascii, ids).astype(bool)
+
+        # Exact-match table for id fields: every id, normalised (_norm_id) when it starts
+        # with a digit or a sign.
+        normal = numeric.copy()
+        rest = np.flatnonzero(~numeric)
+        if len(rest):
+            head = _each(operator.itemgetter(0), ids[rest])
+            normal[rest] = _each(str.isdigit, head).astype(bool) | (head == "+") | (head == "-")
+        keys = ids.copy()
+        keys[normal] = _norm_ids(ids[normal], numeric[normal] & ascii_[normal])
+        key_list = keys.tolist()
+        field_ids = dict(zip(key_list, kinds.tolist(), strict=True))
+        if len(field_ids) < len(key_list):  # ids with one normal form ("00123", "123"): all their kinds
+            last = dict(zip(key_list, itertools.count()))  # each key's last id
+            rows = np.fromiter(map(last.__getitem__, key_list), dtype=np.intp, count=len(key_list))
+            earlier = rows != np.arange(len(key_list))
+            for key, more_kinds in zip(keys[earlier].tolist(), kinds[earlier].tolist(), strict=True):
+                field_ids[key] = field_ids[key] | more_kinds
+
+        # Token index for free text: first alphanumeric run -> [(id, offset of that run, kinds,
+        # numeric)...]. Numeric ids of at least min_numeric_digits digits, as written and
+        # without leading zeros; other ids of at least min_token_length characters.
+        length = _each(len, ids).astype(np.int64)
+        pos = np.flatnonzero(np.where(numeric, length >= min_numeric_digits, length >= min_token_length))
+        num_pos = pos[numeric[pos]]
+        stripped = _lstrip_zeros(ids[num_pos])
+        more = (_each(len, stripped).astype(np.int64) >= min_numeric_digits) & (stripped != ids[num_pos])
+        forms = np.concatenate([ids[pos], stripped[more]])
+        pos = np.concatenate([pos, num_pos[more]])
+        order = np.argsort(pos, kind="stable")  # ids in order, each as written then stripped
+        forms, pos = forms[order], pos[order]
+        # a form of ASCII letters and digits (lower-case) is its own first token; stripping
+        # the zeros of such an id leaves one
+        simple = ascii_[pos]
+        if not "".join(forms[simple].tolist()).isalnum():
+            simple[simple] = _each(str.isalnum, forms[simple]).astype(bool)
+        tokens, offsets = _first_tokens(forms, simple)
+        found = tokens != None  # noqa: E711 (elementwise on an object array)
+        forms, pos, tokens, offsets = forms[found], pos[found], tokens[found], offsets[found]
+        entries = zip(forms.tolist(), offsets.tolist(), kinds[pos].tolist(), numeric[pos].tolist(), strict=True)
+        lists = list(map(list, zip(entries)))  # [entry] per form, ids in order
+        token_list = tokens.tolist()
+        first = dict(zip(token_list, lists, strict=True))
+        if len(first) < len(token_list):  # tokens that start several forms: one list of them all
+            kept = np.fromiter(map(operator.is_, map(first.__getitem__, token_list), lists), dtype=bool,
+                               count=len(lists))
+            shared_tokens = set(itertools.compress(token_list, ~kept))
+            shared = np.fromiter(map(shared_tokens.__contains__, token_list), dtype=bool, count=len(lists))
+            grouped: dict[str, list[tuple[str, int, frozenset[str], bool]]] = {}
+            # the one pass in Python, over the forms of shared tokens only
+            for token, (entry,) in zip(itertools.compress(token_list, shared), itertools.compress(lists, shared),
+                                       strict=True):
+                grouped.setdefault(token, []).append(entry)
+            first.update(grouped)
+    return len(ids), field_ids, first
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _joined(values: np.ndarray) -> str | None:
+    """The elements of an object array joined, or ``None`` unless they are all strings."""
+    try:
+        return "".join(values.tolist())
+    except TypeError:
+        return None
+
+
+def _factorize(values: np.ndarray, joined: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of an object array (``None``: code -1), by Python's equality;
+    ``joined`` is :func:`_joined` of the array.
+
+    pandas compares an array of nothing but strings as UTF-8 C strings: a NUL ends a
+    string there, and lone surrogates are mangled (``"a\\x00b"`` would equal ``"a\\x00c"``).
+    """
+    if joined is not None and ("\x00" in joined or not (joined.isascii() or _utf8_ok(joined))):
+        items = values.tolist()
+        index = dict(zip(dict.fromkeys(items), itertools.count()))
+        codes = np.fromiter(map(index.__getitem__, items), dtype=np.intp, count=len(items))
+        return codes, np.fromiter(index, dtype=object, count=len(index))
+    codes, uniq = pd.factorize(values)
+    return codes, np.asarray(uniq, dtype=object)
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _each(func: Callable[[Any], Any], values: np.ndarray) -> np.ndarray:
+    """``func`` (a builtin: ``str.strip``, ``len``...) on every element of an object array."""
+    return np.frompyfunc(func, 1, 1)(values) if len(values) else np.empty(0, dtype=object)
+
+
+def _object_array(values: Iterable[Any]) -> np.ndarray:
+    """The elements ``for v in values`` yields, as a 1-d object array."""
+    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
+        return values
+    items = values if isinstance(values, list) else list(values)
+    return np.fromiter(items, dtype=object, count=len(items))
+
+
+def _ids_lower(values: np.ndarray) -> np.ndarray:
+    """``(v.strip() if isinstance(v, str) else _id_text(v)).lower()`` for every element."""
+    if len(values) == 0:
+        return np.empty(0, dtype=object)
+    type_codes, types = pd.factorize(_each(type, values))
+    is_str = np.array([issubclass(t, str) for t in types])[type_codes]
+    is_float = np.array([issubclass(t, (float, np.floating)) for t in types])[type_codes]
+    text = np.empty(len(values), dtype=object)
+    text[is_str] = _each(str.strip, values[is_str])
+    floats = values[is_float]
+    as_float = floats.astype(np.float64)  # float(v), as in _id_text
+    whole = np.isfinite(as_float) & (np.floor(as_float) == as_float)
+    float_text = np.empty(len(floats), dtype=object)
+    float_text[whole] = _each(str, _each(int, floats[whole]))
+    float_text[~whole] = _each(str.strip, _each(str, floats[~whole]))
+    text[is_float] = float_text
+    other = ~(is_str | is_float)
+    text[other] = _each(str.strip, _each(str, values[other]))
+    return _each(str.lower, text)
+
+
+def _lstrip_zeros(values: np.ndarray) -> np.ndarray:
+    return np.frompyfunc(str.lstrip, 2, 1)(values, "0") if len(values) else np.empty(0, dtype=object)
+
+
+def _norm_ids(values: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """:func:`_norm_id` of stripped lower-case strings (``strip().lower()`` leaves them as
+    they are); ``plain`` marks those of ASCII digits only."""
+    out = _lstrip_zeros(values)
+    out[plain & (out == "")] = "0"
+    idx = np.flatnonzero(~plain)
+    if len(idx):  # a sign, decimals or other digits
+        idx = idx[_each(_INTEGRAL.fullmatch, values[idx]).astype(bool)]
+        out[~plain] = values[~plain]
+        digits = pd.Series(values[idx], dtype=object).str.split(".", n=1, regex=False).str[0].str.lstrip("+")
+        negative = digits.str.startswith("-").to_numpy(dtype=bool)
+        digits = digits.str.lstrip("-").str.lstrip("0").to_numpy(dtype=object)
+        zero = digits == ""
+        digits[negative & ~zero] = "-" + digits[negative & ~zero]
+        digits[zero] = "0"
+        out[idx] = digits
+    return out
+
+
+def _first_tokens(forms: np.ndarray, simple: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_TOKEN.search(form)`` of every form: its text (``None`` when there is none) and
+    start; ``simple`` marks forms known to be a token as a whole."""
+    tokens = forms.copy()
+    offsets = np.zeros(len(forms), dtype=np.int64)
+    idx = np.flatnonzero(~simple)
+    if len(idx):
+        matches = _each(_TOKEN.search, forms[idx])
+        hit = matches.astype(bool)
+        tokens[idx[~hit]] = None
+        tokens[idx[hit]] = _each(re.Match.group, matches[hit])
+        offsets[idx[hit]] = _each(re.Match.start, matches[hit]).astype(np.int64)
+    return tokens, offsets
+
+
+def _kind_sets(member: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Row ``i`` of a boolean (ids x kinds) matrix as the frozenset of its kind names."""
+    out = np.empty(len(member), dtype=object)
+    if len(member) == 0:
+        return out
+    packed = np.packbits(member, axis=1, bitorder="little")
+    if packed.shape[1] <= 8:  # up to 64 kinds: one integer per row
+        bits = np.zeros((len(packed), 8), dtype=np.uint8)
+        bits[:, : packed.shape[1]] = packed
+        inverse, combos = pd.factorize(bits.view(np.uint64).reshape(-1))
+        rows = [np.unpackbits(np.array([c], dtype=np.uint64).view(np.uint8), bitorder="little") for c in combos]
+    else:
+        uniq, inverse = np.unique(packed, axis=0, return_inverse=True)
+        rows = [np.unpackbits(c, bitorder="little") for c in uniq]
+    sets = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        sets[i] = frozenset(names[j] for j in np.flatnonzero(row[: len(names)]))
+    out[:] = sets[np.asarray(inverse).reshape(-1)]
+    return out
+
+
+def _birth_date_set(values: Iterable[Any]) -> set[date]:
+    """The distinct calendar days of date-like values (unparseable ones are skipped)."""
+    if isinstance(values, (pd.Series, pd.Index)) and pd.api.types.is_datetime64_dtype(values.dtype):
+        # already dates (as from_extract passes them): no parsing, one date object per day
+        return set(pd.Series(values.to_numpy()).dropna().dt.normalize().drop_duplicates().dt.date)
+    parsed = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce", format="mixed").dropna()
+    return set(parsed.dt.date.unique())
 
 
 def _match_date(m: re.Match[str], form: str) -> date | None:
