@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import load_script
 
 from ppeval.balance import BalanceError, balance
 from ppeval.matching import match
@@ -39,11 +39,7 @@ COLUMNS = {
 
 @pytest.fixture(scope="module")
 def lalonde() -> pd.DataFrame:
-    spec = importlib.util.spec_from_file_location(
-        "build_lalonde", REF / "build_lalonde_from_causaldata.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.load_lalonde()
+    return load_script("tests/reference/build_lalonde_from_causaldata.py").load_lalonde()
 
 
 @pytest.fixture(scope="module")

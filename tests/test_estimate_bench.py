@@ -1,19 +1,13 @@
 """The Cox benchmark (benchmarks/bench_cox.py): a small run on every test run, the full
 200,000-row run (target <= 3 s on a 2-core machine) with ``-m slow``."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cox.py"
+from scripts import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_cox", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/bench_cox.py")
 
 
 def test_benchmark_small_run():

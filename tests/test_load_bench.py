@@ -6,23 +6,17 @@ The full run (40 files, a million children; target <= 30 s and <= 4 GiB) is mark
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from scripts import load_script
 
 from ppeval.load import load_afcars
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_load.py"
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_load.py")
 
 
 def test_small_benchmark_run(tmp_path):

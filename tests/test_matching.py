@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import ROOT, load_script
 
 from ppeval.matching import MatchingError, match
 from ppeval.propensity import PropensityScore, propensity
@@ -19,10 +19,7 @@ LALONDE_COVS = ["age", "educ", "race", "married", "nodegree", "re74", "re75"]
 
 
 def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(str(path.relative_to(ROOT)), name)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import load_script
 
 from ppeval.propensity import PropensityError, PropensityScore, propensity
 
@@ -21,11 +21,7 @@ LALONDE_COVS = ["age", "educ", "race", "married", "nodegree", "re74", "re75"]
 
 def load_lalonde() -> pd.DataFrame:
     """MatchIt's lalonde rebuilt from causaldata (tests/reference/README.md)."""
-    spec = importlib.util.spec_from_file_location(
-        "build_lalonde", REF / "build_lalonde_from_causaldata.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.load_lalonde()
+    return load_script("tests/reference/build_lalonde_from_causaldata.py").load_lalonde()
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("bench_suite", ROOT / "benchmarks" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/run.py", "bench_suite")
 
 
 def test_quick_suite_run(tmp_path, capsys):

@@ -11,7 +11,6 @@ DLstFCDt) and on hand-made edge cases. Skipped when DuckDB is not installed.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("duckdb")
+
+from scripts import load_script
 
 from ppeval.cohort import build_cohort  # noqa: E402
 from ppeval.config import Config  # noqa: E402
@@ -105,10 +106,7 @@ def test_spilling_under_a_small_memory_limit_gives_the_same_tables(tmp_path, mon
 
 
 def _bench_load():
-    spec = importlib.util.spec_from_file_location("bench_load", ROOT / "benchmarks" / "bench_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_load.py")
 
 
 def test_messy_benchmark_files_same_tables_and_warnings(tmp_path):

@@ -6,20 +6,14 @@ reports (200 replicates of 4,000 children) and asserts its coverage and bias.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "simulate.py"
+from scripts import load_script
 
 
 def _simulate():
-    spec = importlib.util.spec_from_file_location("ppeval_simulate", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/simulate.py", "ppeval_simulate")
 
 
 def test_a_few_replicates_estimate_near_the_truth(tmp_path):
