@@ -278,3 +278,13 @@ def test_splitting_alone_does_not_change_the_cox_fit(synthetic_cohorts, monkeypa
     assert flat.models["cox"].n_ > unweighted.n_  # the rows were split
     np.testing.assert_allclose(flat.models["cox"].params_, unweighted.params_, rtol=0, atol=1e-10)
     np.testing.assert_allclose(flat.models["cox"].se_, unweighted.se_, rtol=1e-9)
+
+
+def test_missing_censoring_covariates_are_a_clear_error():
+    from ppeval.errors import DataError
+
+    df, _ = _informative(400, seed=3)
+    cens = EnrolmentCensoring().fit(df, ["x"])
+    df.loc[5, "x"] = np.nan
+    with pytest.raises(DataError, match="missing for 1 row"):
+        estimate(df, binary="exit_12m", censoring=cens)

@@ -98,6 +98,14 @@ class _Censoring:
     def __init__(self, model: EnrolmentCensoring, X: np.ndarray, text: str):
         self.model, self.X, self.text = model, X, text
 
+    def check(self) -> _Censoring:
+        """Every analysed row needs its covariates (a weight cannot be computed without them)."""
+        bad = ~np.isfinite(self.X).all(axis=1) if self.X.size else np.zeros(len(self.X), bool)
+        if bad.any():
+            raise DataError(f"the enrolment-censoring model's covariates are missing for {int(bad.sum())} "
+                            "row(s): give every row a value (or censoring='none')")
+        return self
+
 
 def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _Censoring | None]:
     """The enrolment-censoring model for ``data`` (``df`` = its rows, before ``resolve``)."""
@@ -289,7 +297,7 @@ def estimate(
     if cens is not None:
         # resolve() drops zero-weight rows: realign the censoring covariates to its rows
         keep = _resolved_rows(raw, weights if weights is not None else ("weight" if hasattr(data, "data") else None))
-        cens = _Censoring(cens.model, cens.X[keep], cens.text)
+        cens = _Censoring(cens.model, cens.X[keep], cens.text).check()
         models_cens = cens.model
     else:
         models_cens = None
