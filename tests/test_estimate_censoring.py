@@ -288,3 +288,21 @@ def test_missing_censoring_covariates_are_a_clear_error():
     df.loc[5, "x"] = np.nan
     with pytest.raises(DataError, match="missing for 1 row"):
         estimate(df, binary="exit_12m", censoring=cens)
+
+
+def test_report_states_the_size_of_the_censoring_weights():
+    from types import SimpleNamespace
+
+    from ppeval.report import _censoring_weight_text
+
+    def ev(*stats):
+        tests = {f"ipcw[o_{i}m]": s for i, s in enumerate(stats)}
+        tests["ipcw[o hazard ratio]"] = {"comparison_pieces": 9, "mean_weight": 50.0, "max_weight": 99.0}
+        return SimpleNamespace(estimates={"o": SimpleNamespace(tests=tests)})
+
+    calm = _censoring_weight_text(ev({"comparison_rows": 100, "mean_weight": 1.2, "max_weight": 2.0},
+                                     {"comparison_rows": 300, "mean_weight": 1.6, "max_weight": 3.5}))
+    assert calm == "These weights averaged 1.50 in the fixed-window rates; the largest was 3.5."
+    loud = _censoring_weight_text(ev({"comparison_rows": 100, "mean_weight": 1.9, "max_weight": 14.2}))
+    assert "largest was 14.2" in loud and "caution" in loud
+    assert _censoring_weight_text(SimpleNamespace(estimates={"o": SimpleNamespace(tests={})})) == ""

@@ -223,7 +223,30 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     if "time_in_care" in ev.outcomes:
         paras.insert(5, "Days in care: the days each unit spent in out-of-home care within the window after the index date (units whose whole window was observed); "
                         "means are weighted by the matching weights and the difference has a cluster-robust standard error (weighted least squares).")
+    weights = _censoring_weight_text(ev)
+    if weights:
+        paras[0] += " " + weights
     return paras
+
+
+#: a comparison unit weighted more than this stands for many that enrolled: say so
+LARGE_CENSORING_WEIGHT = 10.0
+
+
+def _censoring_weight_text(ev) -> str:
+    """The size of the censoring weights of the fixed-window rates, and a caution when some
+    are large (comparison units of a kind that nearly always enrols: little to go on)."""
+    stats = [v for r in ev.estimates.values() for k, v in r.tests.items()
+             if k.startswith("ipcw[") and isinstance(v, dict) and "hazard ratio" not in k and v.get("comparison_rows")]
+    if not stats:
+        return ""
+    mean = float(np.average([v["mean_weight"] for v in stats], weights=[v["comparison_rows"] for v in stats]))
+    largest = max(v["max_weight"] for v in stats)
+    text = f"These weights averaged {mean:.2f} in the fixed-window rates; the largest was {largest:.1f}."
+    if largest > LARGE_CENSORING_WEIGHT:
+        text += (" Weights above 10 mean that some kinds of comparison unit were rarely still followed (they nearly "
+                 "always enrolled), so the weighted comparison rests on few units: read those rates with caution.")
+    return text
 
 
 def _arm_masks(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
