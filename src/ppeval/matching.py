@@ -122,6 +122,19 @@ def _find(parent, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _usable(q, i, r, mm, c_elig, t_delay, use_delay, replace):  # pragma: no cover - compiled
+    # May comparison slot q serve treated unit i as its match number r? Still in care at
+    # i's delay, and (with replacement) not already one of i's earlier matches.
+    if use_delay and not (c_elig[q] > t_delay[i]):
+        return False
+    if replace:
+        for s in range(r):
+            if mm[i, s] == q:
+                return False
+    return True
+
+
+@njit(cache=True)
 def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order, group_end,
              ratio, caliper, replace, use_delay, tol):  # pragma: no cover - compiled
     """Greedy nearest-neighbour matching on a sorted distance.
@@ -162,15 +175,7 @@ def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order
                 while q >= lo:
                     if d - c_dist[q] > caliper:
                         break  # sorted: everything further left is further away
-                    ok = True
-                    if use_delay and not (c_elig[q] > t_delay[i]):
-                        ok = False
-                    if ok and replace and r > 0:
-                        for s in range(r):
-                            if mm[i, s] == q:
-                                ok = False
-                                break
-                    if ok:
+                    if _usable(q, i, r, mm, c_elig, t_delay, use_delay, replace):
                         kl = q
                         break
                     q = _find(left, q) - 1
@@ -180,15 +185,7 @@ def _nn_scan(c_dist, c_elig, t_dist, t_pos, t_lo, t_hi, t_delay, t_active, order
                 while q < hi:
                     if c_dist[q] - d > caliper:
                         break
-                    ok = True
-                    if use_delay and not (c_elig[q] > t_delay[i]):
-                        ok = False
-                    if ok and replace and r > 0:
-                        for s in range(r):
-                            if mm[i, s] == q:
-                                ok = False
-                                break
-                    if ok:
+                    if _usable(q, i, r, mm, c_elig, t_delay, use_delay, replace):
                         kr = q
                         break
                     q = _find(right, q + 1)
