@@ -73,6 +73,13 @@ def _truth_matched(syn, matched: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _row(common: dict, estimator: str, e, truth: float, truth_matched: float) -> dict:
+    """One estimate of one replicate, with whether its CI covers each truth."""
+    return {**common, "estimator": estimator, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
+            "ci_high": e.ci_high, "truth": truth, "covered": bool(e.ci_low <= truth <= e.ci_high),
+            "truth_matched": truth_matched, "covered_matched": bool(e.ci_low <= truth_matched <= e.ci_high)}
+
+
 def replicate(seed: int, n_children: int) -> list[dict]:
     """One replicate: generate, build the cohort, match, estimate; one row per outcome."""
     from ppeval.cohort import build_cohort
@@ -99,21 +106,13 @@ def replicate(seed: int, n_children: int) -> list[dict]:
         e = res["risk_difference", months]
         truth = syn.truth["true_effects"][column]["risk_difference"]
         tm = matched_truth[column]
-        rows.append({"seed": seed, "outcome": column, "estimator": "window risk difference (IPCW)",
-                     "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low,
-                     "ci_high": e.ci_high, "truth": truth, "covered": bool(e.ci_low <= truth <= e.ci_high),
-                     "truth_matched": tm, "covered_matched": bool(e.ci_low <= tm <= e.ci_high),
-                     "n_treated_matched": int(m.counts.get("treated_matched", 0))})
+        common = {"seed": seed, "outcome": column, "n_treated_matched": int(m.counts.get("treated_matched", 0))}
+        rows.append(_row(common, "window risk difference (IPCW)", e, truth, tm))
         # the same quantity from the cumulative-incidence curves (comparison rows censored at
         # their enrolment, not weighted): how far the unweighted curves are off
         aj = [x for x in res.secondary if x.measure == "cumulative_incidence_difference" and x.window_months == months]
         if aj:
-            a = aj[0]
-            rows.append({"seed": seed, "outcome": column, "estimator": "Aalen-Johansen difference",
-                         "estimate": a.estimate, "se": a.se, "ci_low": a.ci_low, "ci_high": a.ci_high,
-                         "truth": truth, "covered": bool(a.ci_low <= truth <= a.ci_high),
-                         "truth_matched": tm, "covered_matched": bool(a.ci_low <= tm <= a.ci_high),
-                         "n_treated_matched": int(m.counts.get("treated_matched", 0))})
+            rows.append(_row(common, "Aalen-Johansen difference", aj[0], truth, tm))
     return rows
 
 

@@ -131,8 +131,8 @@ class _Engine:
     censor_at_enrolment: bool = True
 
     def _enrolment_censor(self, u: pd.DataFrame) -> pd.Series | None:
-        """Date on which a comparison row stops following its unserved course: its family's
-        enrolment (NaT when the family never enrolled after the anchor, or for treated rows)."""
+        """Date on which a served unit's comparison row stops following its unserved course:
+        its enrolment (NaT for other comparison rows and for treated rows)."""
         if not self.censor_at_enrolment or "enrolled_after_days" not in u or "treated" not in u:
             return None
         days = u["enrolled_after_days"].to_numpy(dtype="float64", na_value=np.nan)
@@ -208,7 +208,7 @@ class _Engine:
                 days, status = oc.time_to_event(start, rec, b18, pd.Series(ex, index=u.index))
                 out["recurrence_days"], out["recurrence_status"] = days, status
         frame = pd.DataFrame(out, index=u.index)
-        # a comparison row is followed only until its own family enrols: after that its
+        # a served unit's comparison row is followed only until its enrolment: after that its
         # course is a served one, and keeping it would compare "enrol now" with "enrol later"
         # instead of with "not served" (sequential target-trial emulation). The estimate stage
         # weights the rows still followed by the inverse probability of not yet being censored.
@@ -536,8 +536,8 @@ def build_cohort(
     censor_at_enrolment : bool
         Follow a served unit's comparison row (``served_later``) only until its enrolment
         (``enrolled_after_days`` after its anchor date): its outcomes after that are those
-        of a served family. Its times to
-        event are censored on that day and a window it had not completed is missing; the
+        of a served family. Its times to event are censored on that day and a window it had
+        not completed is missing; the
         estimate stage weights the rows still followed by the inverse probability of not yet
         being censored (:class:`ppeval.estimate.EnrolmentCensoring`). Default True; False
         keeps their later outcomes (the estimate then compares "enrol now" with "not yet

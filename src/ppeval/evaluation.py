@@ -361,7 +361,7 @@ class Evaluation:
         """
         from types import SimpleNamespace
 
-        from .estimate import censoring_weights, fit_glm_cluster
+        from .estimate import fit_glm_cluster, with_censoring_weights
         from .estimate._data import resolve
         from .estimate.results import wald_ci
         from .outcomes import window_column
@@ -374,9 +374,8 @@ class Evaluation:
             # the matched sample's weights and matched-set clusters; comparison units followed
             # until their own enrolment carry inverse-probability-of-censoring weights, as the
             # window rates do
-            ipcw = censoring_weights(self.matched, col)
-            weighted = bool((ipcw.dropna() != 1).any())
-            md = self.matched.data.assign(weight=self.matched.data["weight"] * ipcw.fillna(1.0))
+            md = with_censoring_weights(self.matched, col)
+            weighted = not md["weight"].equals(self.matched.data["weight"])
             design = resolve(SimpleNamespace(data=md))
             y = design.df[col].astype(float).to_numpy()
             keep = ~np.isnan(y)

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceError, DataError
-from ._data import WINDOW_PREFIX, Design, as_binary, resolve, window_columns, window_of
+from ._data import Design, as_binary, outcome_of, resolve, window_columns, window_of
 from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, mcnemar
 from .censoring import AFTER_CARE_OUTCOMES, EnrolmentCensoring, ipc_weights
 from .competing import AalenJohansen, FineGray, finegray_expand
@@ -56,7 +57,7 @@ __all__ = [
     "binary_effects", "censoring_weights", "dose_response", "estimate", "evalue", "finegray_expand",
     "fit_glm_cluster", "logrank_test", "mcnemar", "rmst_difference", "rosenbaum_bounds",
     "subgroup_effects",
-    "subgroup_effects_many",
+    "subgroup_effects_many", "with_censoring_weights",
 ]
 
 _ARM_LABELS = {True: "treated", False: "comparison"}
@@ -93,18 +94,24 @@ _CENSORING_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Censoring:
-    """Comparison rows followed until their own enrolment, and the model that weights them."""
+    """Comparison rows followed until their own enrolment, and the model that weights them.
 
-    def __init__(self, model: EnrolmentCensoring, X: np.ndarray, text: str):
-        self.model, self.X, self.text = model, X, text
+    The model's covariates are columns of the rows (``cols``), so they follow the rows
+    through :func:`resolve` and :meth:`Design.subset`.
+    """
 
-    def check(self) -> _Censoring:
-        """Every analysed row needs its covariates (a weight cannot be computed without them)."""
-        bad = ~np.isfinite(self.X).all(axis=1) if self.X.size else np.zeros(len(self.X), bool)
-        if bad.any():
-            raise DataError(f"the enrolment-censoring model's covariates are missing for {int(bad.sum())} "
-                            "row(s): give every row a value (or censoring='none')")
-        return self
+    def __init__(self, model: EnrolmentCensoring, cols: list[str], text: str):
+        self.model, self.cols, self.text = model, cols, text
+
+    def X(self, df: pd.DataFrame, check: bool = False) -> np.ndarray:
+        """The covariates of ``df``'s rows; ``check``: every row needs them."""
+        X = df[self.cols].to_numpy(dtype=float, na_value=np.nan) if self.cols else np.zeros((len(df), 0))
+        if check and X.size:
+            bad = ~np.isfinite(X).all(axis=1)
+            if bad.any():
+                raise DataError(f"the enrolment-censoring model's covariates are missing for {int(bad.sum())} "
+                                "row(s): give every row a value (or censoring='none')")
+        return X
 
 
 def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _Censoring | None]:
@@ -119,7 +126,7 @@ def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _
         miss = [c for c in cols if c not in df]
         if miss:
             raise DataError(f"the enrolment-censoring model's covariates {miss} are not columns of the data")
-        return df, _Censoring(censoring, df[cols].astype(float).to_numpy(),
+        return df, _Censoring(censoring, list(cols),
                               f"Cox model of time to enrolment on {', '.join(cols) or 'no covariates'}")
     if censoring != "auto":
         raise ValueError("censoring must be 'auto', 'none' or a fitted EnrolmentCensoring")
@@ -132,11 +139,11 @@ def _censoring_setup(data, censoring, df: pd.DataFrame) -> tuple[pd.DataFrame, _
             model = EnrolmentCensoring().fit(pool, ["_ps_logit"], treatment=ps.treatment)
             _CENSORING_CACHE[ps] = model
         df = df.assign(_ps_logit=ps.logit_.reindex(df.index).to_numpy())
-        return df, _Censoring(model, df[["_ps_logit"]].to_numpy(float),
+        return df, _Censoring(model, ["_ps_logit"],
                               "Cox model of time to enrolment (days since removal) on the logit of the "
                               "propensity score, fitted on every comparison row of the cohort")
     model = EnrolmentCensoring().fit(df, [])
-    return df, _Censoring(model, np.zeros((len(df), 0)),
+    return df, _Censoring(model, [],
                           "Nelson-Aalen estimate of time to enrolment among the comparison rows (no covariates)")
 
 
@@ -181,8 +188,7 @@ def _censoring_factor(design: Design, cens: _Censoring, outcome: str | None, mon
     rows = ~t & known
     factor = np.ones(n)
     if rows.any():
-        # index as positions in design.df: cens.X was aligned to it by the caller
-        factor[rows] = ipc_weights(cens.model, cens.X[rows], entry[rows], exit_[rows], known_at[rows])
+        factor[rows] = ipc_weights(cens.model, cens.X(df)[rows], entry[rows], exit_[rows], known_at[rows])
     return factor, cut
 
 
@@ -206,10 +212,7 @@ def _binary_block(design: Design, col: str, outcome: str, window: int | None, ad
     if factor is not None:
         f = factor[obs]
         d = Design(d.df, d.treated, d.weights * f, d.cluster, d.cluster_text, True)
-        fc = f[~d.treated]
-        tests[f"ipcw[{col}]"] = {
-            "comparison_rows": int(fc.size), "mean_weight": float(fc.mean()) if fc.size else float("nan"),
-            "max_weight": float(fc.max()) if fc.size else float("nan"), "model": cens.text}
+        tests[f"ipcw[{col}]"] = _weight_summary(f[~d.treated], "comparison_rows", cens.text)
     flow.append(_flow_row(f"{col}: analysed", design, obs))
     yy = y[obs]
     effects, fitted = binary_effects(d, yy, outcome=outcome, window_months=window, adjust=adjust)
@@ -292,12 +295,10 @@ def estimate(
     if isinstance(raw, pd.DataFrame) and (treatment or "treated") == "treated":
         raw2, cens = _censoring_setup(data, censoring, raw)
         if raw2 is not raw:
-            data = _Rows(raw2) if raw is not data else raw2
+            data = SimpleNamespace(data=raw2) if raw is not data else raw2
     design = resolve(data, treatment=treatment, weights=weights, cluster=cluster)
     if cens is not None:
-        # resolve() drops zero-weight rows: realign the censoring covariates to its rows
-        keep = _resolved_rows(raw, weights if weights is not None else ("weight" if hasattr(data, "data") else None))
-        cens = _Censoring(cens.model, cens.X[keep], cens.text).check()
+        cens.X(design.df, check=True)
         models_cens = cens.model
     else:
         models_cens = None
@@ -311,9 +312,8 @@ def estimate(
     if models_cens is not None:
         models["enrolment_censoring"] = models_cens
     if binary is not None:
-        prefix = binary.rsplit("_", 1)[0]
-        of = next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
-        effects += _binary_block(design, binary, of or name, window_of(binary), adjust, flow, tests, models, cens)
+        effects += _binary_block(design, binary, outcome_of(binary) or name, window_of(binary), adjust, flow,
+                                 tests, models, cens)
     else:
         dcol = f"{outcome}_days" if outcome else duration
         scol = f"{outcome}_status" if outcome else event
@@ -350,22 +350,19 @@ def estimate(
         if cens is not None and cens.model.n_enrolled_ > 0 and outcome is not None:
             # comparison rows followed until their own enrolment: the hazard ratio weights
             # each row over time by 1/G(t), G its probability of not yet being censored
-            keep_rows = ok if not ok.all() else slice(None)
-            sp = _ipcw_split(d, cens.model, cens.X[keep_rows], days, ev, outcome)
+            sp = _ipcw_split(d, cens.model, cens.X(d.df), days, ev, outcome)
             cl_s = cl if cl is not None else np.arange(len(days))
             cph = CoxPH(ties=ties, robust=True).fit_arrays(
                 t.astype(float)[sp.row][:, None], sp.stop, sp.event, weights=sp.weight,
                 start=sp.start, cluster=cl_s[sp.row], names=["treated"])
-            robust = True
             cox_method = (_cox_method(d, competing, True, ties)
                           + "; comparison rows followed until their own enrolment and weighted over time by the "
                           f"inverse probability of not yet being censored ({sp.text}; {cens.text}; the SE "
                           "treats these weights as known)")
             models["cox_unweighted"] = ph_model
-            wc = sp.weight[~t[sp.row]] / w[sp.row][~t[sp.row]]
-            tests[f"ipcw[{name} hazard ratio]"] = {
-                "comparison_pieces": int(wc.size), "mean_weight": float(wc.mean()) if wc.size else float("nan"),
-                "max_weight": float(wc.max()) if wc.size else float("nan"), "model": cens.text}
+            comp_pieces = ~t[sp.row]
+            tests[f"ipcw[{name} hazard ratio]"] = _weight_summary(
+                sp.weight[comp_pieces] / w[sp.row][comp_pieces], "comparison_pieces", cens.text)
         models["cox"] = cph
         effects.append(Effect.from_wald(
             "hazard_ratio", float(np.exp(cph.params_["treated"])), float(cph.se_["treated"]),
@@ -467,10 +464,16 @@ def censoring_weights(data, column: str, censoring: EnrolmentCensoring | str | N
         return pd.Series(np.where(known, 1.0, np.nan), index=raw.index, name="ipcw")
     t = raw["treated"].astype(bool).to_numpy()
     d = Design(raw2.reset_index(drop=True), t, np.ones(len(raw)), None, "", False)
-    prefix = column.rsplit("_", 1)[0]
-    outcome = next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
-    factor, _ = _censoring_factor(d, cens, outcome, window_of(column), column)
+    factor, _ = _censoring_factor(d, cens, outcome_of(column), window_of(column), column)
     return pd.Series(np.where(known, factor, np.nan), index=raw.index, name="ipcw")
+
+
+def with_censoring_weights(data, column: str, censoring: EnrolmentCensoring | str | None = "auto") -> pd.DataFrame:
+    """The rows of a matched sample with ``weight`` multiplied by their censoring weights for
+    ``column`` (:func:`censoring_weights`; rows whose window is missing keep their weight),
+    to analyse ``column`` on a subset or another scale the way :func:`estimate` does."""
+    df = data.data if hasattr(data, "data") else data
+    return df.assign(weight=df["weight"] * censoring_weights(data, column, censoring).fillna(1.0))
 
 
 @dataclass
@@ -493,11 +496,11 @@ MIN_IPCW_CUTS, MAX_IPCW_CUTS = 8, 200
 def _ipcw_split(design: Design, model: EnrolmentCensoring, X: np.ndarray, days: np.ndarray,
                 event: np.ndarray, outcome: str) -> _Split:
     """Split comparison rows at cut points of the enrolment model so that each piece carries
-    ``weight / G(piece start)``; treated rows stay whole.
+    ``weight / G(middle of the piece)``; treated rows stay whole.
 
-    The cut points are quantiles of the days since removal on which comparison rows enrolled:
-    G changes only there, in about equal steps. Outcomes whose clock starts at the exit from
-    care take the weight at that exit for their whole follow-up.
+    The cut points are days since removal on which comparison rows enrolled, chosen in equal
+    steps of the model's cumulative hazard (G changes only on those days). Outcomes whose
+    clock starts at the exit from care take the weight at that exit for their whole follow-up.
     """
     df = design.df
     n = len(days)
@@ -550,18 +553,10 @@ def _ipcw_split(design: Design, model: EnrolmentCensoring, X: np.ndarray, days: 
                   "enrolment model's cumulative hazard")
 
 
-class _Rows:
-    """A matched sample's rows with an added column, for :func:`resolve`."""
-
-    def __init__(self, df: pd.DataFrame):
-        self.data = df
-
-
-def _resolved_rows(df: pd.DataFrame, weights: str | None) -> np.ndarray:
-    """Which rows of ``df`` :func:`resolve` keeps (positive weight)."""
-    if weights is None or weights not in df:
-        return np.ones(len(df), bool)
-    return df[weights].to_numpy(dtype=float) > 0
+def _weight_summary(w: np.ndarray, what: str, model: str) -> dict:
+    """How large the censoring weights of the comparison rows (or pieces) are: ``res.tests``."""
+    return {what: int(w.size), "mean_weight": float(w.mean()) if w.size else float("nan"),
+            "max_weight": float(w.max()) if w.size else float("nan"), "model": model}
 
 
 def _evalues(effects: list[Effect]) -> pd.DataFrame:

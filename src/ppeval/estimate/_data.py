@@ -151,6 +151,12 @@ def window_of(column: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def outcome_of(column: str) -> str | None:
+    """The cohort outcome of a window column (``reunified_12m`` -> ``reunification``), or None."""
+    prefix = column.rsplit("_", 1)[0]
+    return next((k for k, v in WINDOW_PREFIX.items() if v == prefix), None)
+
+
 def as_binary(s: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(values as 0/1 floats, observed mask) of a binary outcome column."""
     obs = s.notna().to_numpy()

@@ -98,11 +98,11 @@ def _event_counts(n: int, events: int, threshold: int) -> dict[str, Any]:
     return {"n": n, "events": events}
 
 
-def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int, ipcw: pd.Series | None = None) -> pd.DataFrame:
+def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> pd.DataFrame:
     """Risk differences of ``binary`` by subgroup, suppressed where a cell is small.
 
-    ``ipcw``: the rows' inverse-probability-of-censoring weights for ``binary`` (as the
-    main estimate uses them), multiplied into the matching weights.
+    ``matched``: the matched rows, their ``weight`` times their censoring weights for
+    ``binary`` (:func:`ppeval.estimate.with_censoring_weights`) as the main estimate uses them.
     """
     from types import SimpleNamespace
 
@@ -119,8 +119,6 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int, ipcw
         df["parent_role"] = df["match_id"].map(role)
     frames = []
     wanted = list(ev.config["subgroups"]) or list(SUBGROUPS)
-    if ipcw is not None:
-        df["weight"] = df["weight"] * ipcw.reindex(df.index).fillna(1.0)
     # resolved as a matched sample, so SEs are clustered by matched set like the main effects
     design = resolve(SimpleNamespace(data=df))
     y = design.df[binary]
@@ -198,13 +196,13 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         f"Design: {design}, entries from {window}; the unit of analysis is {unit}. "
         "Treated units started at enrolment; each comparison unit started at the same number of days after its own removal (or report) "
         "as its matched treated unit and had to be still in care (or still at home) and not yet enrolled at that point, so neither arm has immortal time."
-        + (" A comparison unit was followed only until its own family enrolled, if it did (its later course is a served one): "
-           "its times to event were censored on that day. Fixed-window rates, days in care and the Cox hazard ratios weight the comparison "
+        + (" A served unit standing in as a comparison before its enrolment was followed only until that enrolment (its later course is "
+           "a served one): its times to event were censored on that day. Fixed-window rates, days in care and the Cox hazard ratios weight the comparison "
            "units still followed by the inverse probability of not yet having enrolled (a Cox model of time to enrolment on the propensity "
            "score); the survival and cumulative-incidence curves and the Fine–Gray model do not."
            if c.get("censor_at_enrolment", True) else
-           " Comparison units whose family enrolled later kept their outcomes after that enrolment, so the effects compare enrolling now with "
-           "enrolling later (censor_at_enrolment = false)."),
+           " Served units standing in as comparisons before their enrolment kept their outcomes after it, so the effects compare enrolling "
+           "now with enrolling later (censor_at_enrolment = false)."),
         f"Propensity score: {model} of enrolment on {', '.join(pretty_variable(x).lower() for x in ev.covariates)} "
         "(categorical covariates as indicator columns, missing values with indicators; common support: "
         f"{p['common_support']}).",
@@ -237,7 +235,7 @@ def _censoring_weight_text(ev) -> str:
     """The size of the censoring weights of the fixed-window rates, and a caution when some
     are large (comparison units of a kind that nearly always enrols: little to go on)."""
     stats = [v for r in ev.estimates.values() for k, v in r.tests.items()
-             if k.startswith("ipcw[") and isinstance(v, dict) and "hazard ratio" not in k and v.get("comparison_rows")]
+             if k.startswith("ipcw[") and isinstance(v, dict) and v.get("comparison_rows")]
     if not stats:
         return ""
     mean = float(np.average([v["mean_weight"] for v in stats], weights=[v["comparison_rows"] for v in stats]))
@@ -349,7 +347,7 @@ def build(ev) -> dict[str, Any]:
         res["outcomes"][name] = entry
 
     # sensitivity
-    from ..estimate import censoring_weights, evalue
+    from ..estimate import evalue, with_censoring_weights
 
     sens = []
     for name, r in est.items():
@@ -375,7 +373,7 @@ def build(ev) -> dict[str, Any]:
             warnings.simplefilter("always")
             try:
                 col = oc.window_column(headline[0].outcome, headline[0].window_months)
-                sub = _subgroup_table(ev, data, col, thr, ipcw=censoring_weights(ms, col))
+                sub = _subgroup_table(ev, with_censoring_weights(ms, col), col, thr)
             except Exception as exc:  # subgroups are secondary: record why they are missing
                 ev.notes.append(f"subgroups not estimated: {exc}")
         # a library call stays quiet: numerical warnings are written into the report instead
