@@ -102,6 +102,7 @@ SPEC: dict[str, Any] = {
     "subgroups": ((list,), []),
     "report": {
         "suppress_below": ((int,), 11),
+        "allow_unsuppressed": ((bool,), False),
         "language": ((str,), "en"),
         "program_name": ((str,), "parent partner program"),
     },
@@ -293,8 +294,9 @@ def _check_choices(cfg: Config) -> None:
             raise ConfigError(
                 f"config: {section}.{key} = {value!r} is not one of {', '.join(map(repr, allowed))}{hint}"
             )
-    if cfg["report"]["suppress_below"] < 1:
-        raise ConfigError("config: report.suppress_below must be at least 1")
+    from .privacy import check_suppress_below  # privacy is heavy; config stays light to import
+
+    check_suppress_below(cfg["report"]["suppress_below"], cfg["report"]["allow_unsuppressed"])
     if not 0 <= cfg["seed"] < 2**32:
         raise ConfigError(f"config: seed = {cfg['seed']} must be a whole number from 0 to {2**32 - 1}")
     lo, hi = cfg["cohort"].get("entry_from"), cfg["cohort"].get("entry_to")

@@ -123,10 +123,55 @@ class PrivacyError(PpevalError):
 # ---------------------------------------------------------------------------------------
 
 
+#: what every output says when ``[report] allow_unsuppressed = true`` let the threshold fall below 2
+UNSUPPRESSED_NOTE = ("Small counts are NOT suppressed in this report (allow_unsuppressed = true): "
+                     "do not publish it.")
+
+
 def _check_threshold(threshold: int) -> int:
+    # the library's rule: a whole number of at least 1 (1 = nothing is small, which a
+    # caller asks for explicitly); the config adds that below 2 needs allow_unsuppressed
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Integral) or threshold < 1:
         raise ValueError(f"threshold must be a whole number of at least 1, got {threshold!r}")
     return int(threshold)
+
+
+def check_suppress_below(threshold: int, allow_unsuppressed: bool = False) -> int:
+    """The one rule for a publication threshold: at least 2, or 1 only when asked for deliberately.
+
+    A threshold of 1 suppresses nothing, so it is refused unless ``allow_unsuppressed`` is true.
+
+    Examples
+    --------
+    >>> check_suppress_below(11)
+    11
+    >>> check_suppress_below(1, allow_unsuppressed=True)
+    1
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Integral) or threshold < 1:
+        raise ConfigError(f"config: report.suppress_below = {threshold!r} must be a whole number of at least 2")
+    if threshold < 2 and not allow_unsuppressed:
+        raise ConfigError(
+            f"config: report.suppress_below = {threshold} suppresses no count at all; use at least 2 "
+            "(default 11), or set [report] allow_unsuppressed = true to make an unpublishable, unsuppressed report deliberately"
+        )
+    return int(threshold)
+
+
+def suppression_sentence(threshold: int) -> str:
+    """The sentence every output uses to say which counts are suppressed.
+
+    Examples
+    --------
+    >>> suppression_sentence(11)
+    'Counts from 1 to 10 are suppressed'
+    >>> suppression_sentence(1)[:31]
+    'Small counts are NOT suppressed'
+    """
+    threshold = _check_threshold(threshold)
+    if threshold < 2:
+        return UNSUPPRESSED_NOTE
+    return f"Counts from 1 to {threshold - 1} are suppressed"
 
 
 def _is_missing(n: Any) -> bool:

@@ -29,11 +29,13 @@ from .. import __version__
 from .. import outcomes as oc
 from ..privacy import (
     SUPPRESSED_TEXT,
+    UNSUPPRESSED_NOTE,
     IdentifierGuard,
     atomic_output_dir,
     format_count,
     suppress_counts,
     suppress_value,
+    suppression_sentence,
 )
 from . import charts
 from .content import (
@@ -216,7 +218,7 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "other exits are competing events, not censoring.",
         "Sensitivity: E-values (VanderWeele and Ding) for every ratio; odds and hazard ratios are converted to the risk-ratio scale assuming a common outcome. "
         "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test; pairs with both outcomes observed, so not pairs whose comparison unit enrolled before the window closed).",
-        f"Privacy: counts from 1 to {ev.config['report']['suppress_below'] - 1} are suppressed, with complementary suppression; no identifier or birth date appears in any output.",
+        _privacy_sentence(ev.config["report"]["suppress_below"]),
     ]
     if "time_in_care" in ev.outcomes:
         paras.insert(5, "Days in care: the days each unit spent in out-of-home care within the window after the index date (units whose whole window was observed); "
@@ -225,6 +227,14 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     if weights:
         paras[0] += " " + weights
     return paras
+
+
+def _privacy_sentence(threshold: int) -> str:
+    """The methods' privacy paragraph (plain about it when nothing is suppressed)."""
+    if threshold < 2:
+        return f"Privacy: {UNSUPPRESSED_NOTE} No identifier or birth date appears in any output."
+    return (f"Privacy: {suppression_sentence(threshold).lower()}, with complementary suppression; "
+            "no identifier or birth date appears in any output.")
 
 
 #: a comparison unit weighted more than this stands for many that enrolled: say so
@@ -303,6 +313,8 @@ def build(ev) -> dict[str, Any]:
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
         "summary": [finding_sentence(r, phrases) for r in headline],
     }
+    if thr < 2:  # only then, so suppressed reports keep their bytes
+        res["privacy"] = {"suppressed": False, "note": UNSUPPRESSED_NOTE}
     shown_n = {arm: None if hide_cohort[arm] else n for arm, n in cohort_n.items()}
     res["cohort"] = {**_counts(shown_n, thr), "events": {}}
     for name in ev.outcomes:
@@ -463,7 +475,7 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
         kind = "Aalen–Johansen cumulative incidence, other exits competing" if res.cif is not None else "Kaplan–Meier"
         units = "families" if ev.cohort.unit == "family" else "children"
         cap = (f"Share of served and matched comparison {units} who {LABELS[name][0]} over the two years after the index date "
-               f"({kind}); numbers at risk below {thr} are suppressed.")
+               f"({kind}); " + (f"numbers at risk below {thr} are suppressed." if thr >= 2 else "numbers at risk are NOT suppressed."))
         _add_chart(out, folder, f"curve_{name}", f"{LABELS[name][1]} over time", cap, ax)
     bal = content["balance"]
     with plt.rc_context(charts.STYLE):
@@ -571,7 +583,7 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "flow_html": _html_table(content["flow"], ("treated", "comparison", "total"), content["threshold"]),
         "table1_html": _html_table(content["table1"], (), content["threshold"]),
         "balance": content["balance"], "methods": content["methods"], "results": content["results"],
-        "threshold": content["threshold"], "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),
+        "threshold": content["threshold"], "suppression_sentence": suppression_sentence(content["threshold"]), "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),
         "config_text": json.dumps(content["results"]["config"], indent=2, sort_keys=True),
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
         "headline": content["headline"], "label": LABELS,
