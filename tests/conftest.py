@@ -126,3 +126,17 @@ def afcars_three_periods(tmp_path: Path) -> list[str]:
         (tmp_path / name).write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
         names.append(name)
     return names
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_log_in_tmp(tmp_path_factory):
+    """``ppeval report`` appends to a run log in the user's state folder: keep tests' out of ~."""
+    import os
+
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg_state"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old

@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import re
 import shutil
 import sys
+import warnings
 from fractions import Fraction
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,9 +69,25 @@ def small(tmp_path_factory) -> SimpleNamespace:
     d = tmp_path_factory.mktemp("small")
     shutil.copytree(SMALL_EXTRACT, d / "data")
     cfg, out = d / "data" / "eval.toml", d / "report"
-    status, stdout, stderr = run_cli("-q", "report", str(cfg), "--out", str(out))
+    # not quiet, with Python warnings and log records kept: every message is checked below
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, stdout, stderr = run_cli("report", str(cfg), "--out", str(out))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
     assert status == 0, stderr
+    logs = [r.getMessage() for r in records if r.name.startswith("ppeval")]
     return SimpleNamespace(cfg=cfg, out=out, stdout=stdout, stderr=stderr, ev=Evaluation.from_toml(cfg),
+                           warnings=[str(w.message) for w in caught], logs=logs,
                            results=json.loads((out / "results.json").read_text()))
 
 
@@ -613,11 +630,39 @@ def test_audit_suppression_of_the_outcome_rows(small):
     assert len(outcomes) >= 5
 
 
+#: a count word after or before a number in a message ("3 unit(s)", "treated 0, comparison 3")
+_COUNT_NEAR_WORD = re.compile(
+    r"\b(\d+)\s+(?:units?|unit\(s\)|child(?:ren)?|famil(?:y|ies)|served|treated|comparison|rows?|episodes?|pairs?)\b"
+    r"|\b(?:treated|comparison|served|unit\(s\)|units|children|families)\s+(\d+)\b",
+    re.IGNORECASE,
+)
+
+
+def _child_dates() -> set[str]:
+    """Every birth, removal, discharge, report, enrolment and exit date of the unit-level data."""
+    dates: set[str] = set()
+    for f in [*SMALL_EXTRACT.glob("*.csv"), *SMALL_EXTRACT.glob("canonical/*.csv")]:
+        t = pd.read_csv(f, dtype=str)
+        for c in t.columns:
+            if c.endswith("_date"):
+                dates |= set(t[c].dropna())
+    return dates
+
+
 def test_no_count_in_logs(small):
-    """What ``ppeval report`` printed carries no count from 1 to 10 either."""
-    text = small.stdout + small.stderr
+    """What ``ppeval report`` printed, warned or logged carries no count from 1 to 10 and no child's date."""
+    messages = [small.stdout, small.stderr, *small.warnings, *small.logs]
+    text = "\n".join(messages)
+    assert "loading the extract" in small.stderr  # the progress messages are there (not quiet)
     assert not [v for v, _ in _prose_counts(text) if _small(v)], text[-2000:]
-    assert np.isfinite(len(text))
+    near = [m.group(0) for m in _COUNT_NEAR_WORD.finditer(text) if _small(int(m.group(1) or m.group(2)))]
+    assert not near, near
+    # a date of the config (extract date, entry window) may be printed; a child's may not
+    config_dates = set(re.findall(r"\d{4}-\d{2}-\d{2}", small.cfg.read_text()))
+    child_dates = _child_dates() - config_dates
+    assert len(child_dates) > 1000  # the check has something to find
+    printed = set(re.findall(r"\d{4}-\d{2}-\d{2}", text))
+    assert not printed & child_dates, sorted(printed & child_dates)[:10]
 
 
 def test_indicators_command_suppresses_small_counts(small, tmp_path):

@@ -75,3 +75,29 @@ def test_an_unsuppressed_report_says_so_everywhere(tmp_path):
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in {".html", ".json", ".csv", ".txt", ".md", ".svg"}:
             assert "Counts from 1 to 0" not in f.read_text(), f
+
+
+def test_separation_messages_give_no_small_count():
+    """A covariate seen in 3 treated units only: the refusal says "<11 unit(s)", not "3"."""
+    import numpy as np
+    import pandas as pd
+
+    from ppeval.propensity import PropensityError, propensity
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=200), "treated": np.r_[np.ones(40), np.zeros(160)].astype(int)})
+    df["rare"] = 0
+    df.loc[:2, "rare"] = 1  # three treated units only
+    with pytest.raises(PropensityError) as info:
+        propensity(df, "treated", ["x", "rare"])
+    msg = str(info.value)
+    assert "<11 unit(s)" in msg, msg
+    assert "3 unit(s)" not in msg and "treated 3" not in msg, msg
+
+
+def test_indicators_command_says_nothing_is_suppressed(tmp_path):
+    cfg = _extract(tmp_path / "data", "suppress_below = 1\nallow_unsuppressed = true\n")
+    status, out, err = run_cli("-q", "indicators", str(cfg))
+    assert status == 0, err
+    assert out.splitlines()[-1] == UNSUPPRESSED_NOTE
+    assert "1 to 0" not in out

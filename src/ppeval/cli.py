@@ -168,7 +168,12 @@ def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
             for v in table[c].astype(object)
         ]
     print(shown.to_string(index=False))
-    print(f"counts from 1 to {threshold - 1} are suppressed (with complementary suppression)")
+    if threshold < 2:  # allow_unsuppressed = true: say so, never "from 1 to 0"
+        from .privacy import UNSUPPRESSED_NOTE
+
+        print(UNSUPPRESSED_NOTE)
+    else:
+        print(f"counts from 1 to {threshold - 1} are suppressed (with complementary suppression)")
     return 0
 
 
@@ -229,6 +234,9 @@ def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False,
     ev = Evaluation.from_toml(config, progress=progress)
     progress.redact.watch(lambda: ev._extract)
     _check_inputs_unchanged(ev, out, progress)
+    logged = None
+    if not charts_only:
+        logged = _differencing_check(ev, config)
     try:
         write_report(ev, out, pdf=pdf, charts_only=charts_only)
     except DataError as exc:
@@ -244,9 +252,29 @@ def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False,
             f"run 'ppeval validate {config}' to list every problem"
         ) from None
     progress(f"wrote {out}")
+    if logged is not None:
+        from . import runlog
+
+        try:
+            runlog.append(*logged)
+        except OSError as exc:  # the report stands; say the log could not keep it
+            print(f"WARNING: the run log {logged[0]} was not written ({exc}); set [report] run_log", file=sys.stderr)
     if not charts_only:
         print(out / "report.html")
     return 0
+
+
+def _differencing_check(ev, config: Path):
+    """Warn (console and report notes) when this cohort nearly repeats a published one; the log line to append."""
+    from . import runlog
+
+    path = runlog.log_path(config, ev.config)
+    rec = runlog.record(ev, config)
+    warning = runlog.differencing_warning(rec, runlog.read(path), ev.config["report"]["suppress_below"])
+    if warning:
+        ev.notes.append(f"WARNING: {warning}")
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return path, rec
 
 
 def _check_inputs_unchanged(ev, out: Path, progress: _Progress) -> None:

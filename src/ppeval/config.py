@@ -103,6 +103,7 @@ SPEC: dict[str, Any] = {
     "report": {
         "suppress_below": ((int,), 11),
         "allow_unsuppressed": ((bool,), False),
+        "run_log": ((str,), None),
         "language": ((str,), "en"),
         "program_name": ((str,), "parent partner program"),
     },

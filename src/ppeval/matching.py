@@ -82,6 +82,7 @@ import pandas as pd
 from numba import njit
 
 from .errors import PpevalError
+from .privacy import format_count as _n  # counts in messages: small ones shown as "<11"
 from .propensity import PropensityScore
 
 __all__ = ["MatchedSample", "MatchingError", "match"]
@@ -670,7 +671,7 @@ def match(
     if cluster is not None:
         fam = df[cluster]
         if fam.isna().any():
-            raise MatchingError(f"{int(fam.isna().sum())} unit(s) have no {cluster!r}")
+            raise MatchingError(f"{_n(int(fam.isna().sum()))} unit(s) have no {cluster!r}")
         fcode, fam_ids = pd.factorize(fam)
         nf = len(fam_ids)
         n_t = np.bincount(fcode, weights=treated.astype(float), minlength=nf)
@@ -898,17 +899,17 @@ def match(
 def _no_match_summary(info, t_active, exact, delay) -> str:
     parts = []
     if (~t_active).any():
-        parts.append(f"{int((~t_active).sum())} without a score or outside common support")
+        parts.append(f"{_n(int((~t_active).sum()))} without a score or outside common support")
     empty = int(info["empty_stratum"].sum())
     if empty:
-        parts.append(f"{empty} with no comparison unit in their {', '.join(exact)} stratum")
+        parts.append(f"{_n(empty)} with no comparison unit in their {', '.join(exact)} stratum")
     no_cal = int(((info["within"] == 0) & ~info["empty_stratum"]).sum())
     if no_cal:
-        parts.append(f"{no_cal} with no comparison unit within the caliper (try a wider caliper_sd)")
+        parts.append(f"{_n(no_cal)} with no comparison unit within the caliper (try a wider caliper_sd)")
     if delay is not None:
         no_el = int(((info["within"] > 0) & (info["eligible"] == 0)).sum())
         if no_el:
-            parts.append(f"{no_el} with no comparison unit still eligible at their {delay}")
+            parts.append(f"{_n(no_el)} with no comparison unit still eligible at their {delay}")
     return "; ".join(parts) or "no comparison units available"
 
 

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy.special import expit
 
 from .errors import PpevalError
+from .privacy import format_count as _n  # counts in messages: small ones shown as "<11"
 
 __all__ = ["PropensityError", "PropensityScore", "propensity"]
 
@@ -185,19 +186,19 @@ def _check_separation_by_column(design: _Design, t: np.ndarray) -> None:
                     what_v = f"{cov!r} = 0" if lev is None else f"not having {what}"
                     raise PropensityError(
                         f"quasi-complete separation: units with {what_v} are all {arm} "
-                        f"({n} unit(s)), so the logistic model has no finite maximum; drop "
+                        f"({_n(n)} unit(s)), so the logistic model has no finite maximum; drop "
                         f"{cov!r} from the covariates or restrict the cohort"
                     )
                 if lev is not None and lev != "missing":
                     fix = (
                         f"merge level {lev!r} of {cov!r} with a similar level, or drop the "
-                        f"{n} unit(s) with it"
+                        f"{_n(n)} unit(s) with it"
                     )
                 else:
-                    fix = f"drop {cov!r} from the covariates or the {n} unit(s) with it"
+                    fix = f"drop {cov!r} from the covariates or the {_n(n)} unit(s) with it"
                 raise PropensityError(
                     f"quasi-complete separation: {what} occurs only among {arm} units "
-                    f"({n} unit(s), treated {n_t}, comparison {n_c}), so the logistic model has "
+                    f"({_n(n)} unit(s), treated {_n(n_t)}, comparison {_n(n_c)}), so the logistic model has "
                     f"no finite maximum; {fix}"
                 )
             continue
@@ -535,7 +536,7 @@ def _fit_logistic(X: pd.DataFrame, t: np.ndarray, design: _Design):
         j = int(np.argmax(np.abs(res.params) * sd))
         raise PropensityError(
             f"perfect or quasi-complete separation: the logistic model predicts treatment "
-            f"exactly for {int(extreme.sum())} unit(s) and does not converge; the coefficient of "
+            f"exactly for {_n(int(extreme.sum()))} unit(s) and does not converge; the coefficient of "
             f"{_describe_column(design, names[j])} diverges. Drop or coarsen that covariate, "
             "use exact= matching on it, or use model='gbm'"
         )
@@ -681,7 +682,7 @@ def propensity(
     for arm, n, other in (("treated", n1, n0), ("comparison", n0, n1)):
         if n < min_arm:
             raise PropensityError(
-                f"the {arm} arm has {n} unit(s) (the other arm {other}); at least {min_arm} per "
+                f"the {arm} arm has {_n(n)} unit(s) (the other arm {_n(other)}); at least {min_arm} per "
                 "arm are needed to fit a propensity model"
             )
 
@@ -689,7 +690,7 @@ def propensity(
     if missing == "error" and miss.any().any():
         counts = miss.sum()
         counts = counts[counts > 0]
-        listed = ", ".join(f"{k} ({v})" for k, v in counts.items())
+        listed = ", ".join(f"{k} ({_n(int(v))})" for k, v in counts.items())
         raise PropensityError(
             f"missing covariate values: {listed}; use missing='indicator' or 'drop'"
         )
@@ -701,8 +702,8 @@ def propensity(
         for arm, n in (("treated", n1d), ("comparison", n0d)):
             if n < min_arm:
                 raise PropensityError(
-                    f"after dropping units with missing covariates the {arm} arm has {n} unit(s) "
-                    f"(treated {n1d}, comparison {n0d}); at least {min_arm} per arm are needed"
+                    f"after dropping units with missing covariates the {arm} arm has {_n(n)} unit(s) "
+                    f"(treated {_n(n1d)}, comparison {_n(n0d)}); at least {min_arm} per arm are needed"
                 )
 
     design = _encode(sub, covariates, categorical, missing)

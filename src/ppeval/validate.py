@@ -656,10 +656,8 @@ def _check_episode_dates(ctx: _Context) -> list[Problem]:
             bad,
             ERROR,
             "discharge_date",
-            [
-                f"a discharge date on or after the removal date {r}"
-                for r in _fmt_dates(rem.iloc[bad])
-            ],
+            # the other date is named by its column, not quoted: one child's dates stay out of messages
+            "a discharge date on or after this row's removal_date",
             "discharge before removal",
             _fmt_dates(dis.iloc[bad]),
         )
@@ -672,7 +670,7 @@ def _check_episode_dates(ctx: _Context) -> list[Problem]:
             bad,
             WARNING,
             col,
-            [f"a TPR date on or after the removal date {r}" for r in _fmt_dates(rem.iloc[bad])],
+            "a TPR date on or after this row's removal_date",
             f"termination of the {parent}'s rights before this removal (from an earlier "
             "episode?): it will not count as a TPR outcome of this episode",
             _fmt_dates(tpr.iloc[bad]),
@@ -831,10 +829,7 @@ def _check_episode_sequence(ctx: _Context) -> list[Problem]:
         pos[k],
         ERROR,
         "removal_date",
-        [
-            f"a removal on or after {d}, the discharge of the child's earlier episode"
-            for d in _fmt_dates(prev_end[k])
-        ],
+        "a removal on or after the discharge_date of the child's earlier episode",
         [
             f"episodes overlap: removal before the discharge of the same child's episode at {w}"
             for w in t.where(pos[prev_setter[k]])
@@ -954,10 +949,7 @@ def _check_participation(ctx: _Context, kids: _Lookup, cw: _Crosswalk) -> list[P
                 bad,
                 ERROR,
                 "exit_date",
-                [
-                    f"an exit date on or after the enrolment date {d}"
-                    for d in _fmt_dates(enr.iloc[bad])
-                ],
+                "an exit date on or after this row's enrolled_date",
                 "exit before enrolment",
                 _fmt_dates(ex.iloc[bad]),
             )
@@ -1031,10 +1023,7 @@ def _check_enrolment_timing(
             pos[before],
             WARNING,
             "enrolled_date",
-            [
-                f"an enrolment on or after the first report of the family's children ({d})"
-                for d in _fmt_dates(first_report[before])
-            ],
+            "an enrolment on or after the first report of the family's children",
             "enrolment before the first maltreatment report of the family's children: "
             "it will not count as treated",
             _fmt_dates(enrolled[pos[before]]),
