@@ -189,6 +189,8 @@ def test_a_report_on_invalid_data_lists_the_errors_and_keeps_the_previous_report
     sys.path.insert(0, str(Path(__file__).parent / "hardening"))
     from support import run_cli
 
+    from ppeval.io_safety import write_manifest
+
     work = tmp_path / "extract"
     shutil.copytree(extract, work)
     kids = work / "canonical" / "children.csv"
@@ -200,6 +202,7 @@ def test_a_report_on_invalid_data_lists_the_errors_and_keeps_the_previous_report
     out = tmp_path / "report"
     out.mkdir()
     (out / "results.json").write_text('{"title": "the previous report"}\n')
+    write_manifest(out)  # a previous report of ppeval's own: the only kind --out may replace
     before = hash_tree(out)
     status, stdout, stderr = run_cli("-q", "report", str(work / "eval.toml"), "--out", str(out))
     assert status == 1 and stdout == ""

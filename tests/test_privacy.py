@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from ppeval.config import Config
 from ppeval.errors import ConfigError, PpevalError
 from ppeval.extract import Extract
+from ppeval.io_safety import OutputRefused, write_manifest
 from ppeval.privacy import (
     SUPPRESSED_TEXT,
     IdentifierGuard,
@@ -810,11 +811,15 @@ def previous(tmp_path):
 
 def test_atomic_dir_success_replaces_whole_folder(previous):
     final, old = previous
-    assert old["results.json"] == b'{"run": "old"}' and len(old) == 6
+    assert old["results.json"] == b'{"run": "old"}' and len(old) == 7  # 6 files + the manifest
     with atomic_output_dir(final) as tmp:
         assert tmp.parent == final.parent and tmp != final
         (tmp / "results.json").write_text('{"run": "new"}')
-    assert snapshot(final) == {"results.json": b'{"run": "new"}'}  # old charts are gone: no mix
+    now = snapshot(final)
+    assert sorted(now) == [".ppeval-output.json", "results.json"]  # old charts are gone: no mix
+    assert now["results.json"] == b'{"run": "new"}'
+    listed = json.loads(now[".ppeval-output.json"])["files"]
+    assert [f["path"] for f in listed] == ["results.json"] and listed[0]["size"] == 14
     assert leftovers(final) == []
 
 
@@ -836,14 +841,17 @@ def test_atomic_dir_exception_leaves_previous_byte_identical(previous):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symlinks")
-def test_atomic_dir_through_a_symlink_replaces_the_target(previous):
-    final, _old = previous
+def test_atomic_dir_refuses_a_symlink_and_keeps_its_target(previous):
+    """A symlinked output is never followed into a replacement: swapping its target would
+    empty a folder the link's owner may not know ppeval writes."""
+    final, old = previous
     link = final.parent / "latest"
     link.symlink_to(final.name)
-    with atomic_output_dir(link) as tmp:
-        (tmp / "results.json").write_text('{"run": "via link"}')
-    assert link.is_symlink() and snapshot(final) == {"results.json": b'{"run": "via link"}'}
-    assert leftovers(final) == []
+    with pytest.raises(OutputRefused, match="symbolic link"):
+        with atomic_output_dir(link) as tmp:
+            (tmp / "results.json").write_text('{"run": "via link"}')
+    assert link.is_symlink() and snapshot(final) == old
+    assert leftovers(final) == [] and leftovers(link) == []
 
 
 def test_atomic_dir_refuses_a_file(tmp_path):
@@ -950,6 +958,7 @@ def test_kill_at_every_step_of_the_swap(previous, mode, kill_at, partial, expect
     new_dir = final.parent / "expected-new"
     new_dir.mkdir()
     write_report(new_dir, "new", n_files=2)
+    write_manifest(new_dir)  # as atomic_output_dir writes it into every new output
     new = snapshot(new_dir)
     shutil.rmtree(new_dir)
     status = _run_swap_and_die(final, mode, kill_at, partial)

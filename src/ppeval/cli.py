@@ -80,8 +80,10 @@ class _Progress:
 def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
     from .synthetic import write_synthetic
 
+    _check_out_dir(Path(args.out))
     progress(f"generating a synthetic extract of {args.children} children (seed {args.seed})")
     out = write_synthetic(args.out, n_children=args.children, seed=args.seed, design=args.design)
+    _mark_written(out)
     progress(f"wrote {out}")
     return 0
 
@@ -126,11 +128,14 @@ def _load_valid(config: Path, progress: _Progress):
 
 def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
     from .cohort import build_cohort_from_config
+    from .io_safety import check_outside_inputs, check_replaceable_file, config_inputs, record_file
 
+    out = Path(args.out)
+    check_replaceable_file(out)
     cfg, ext = _load_valid(Path(args.config), progress)
+    check_outside_inputs(out, config_inputs(cfg))
     progress("building the cohort and its outcomes")
     cohort = build_cohort_from_config(ext, cfg)
-    out = Path(args.out)
     data = cohort.data[[c for c in cohort.data.columns if not c.startswith("_")]]
     import io
 
@@ -143,6 +148,7 @@ def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
         write_bytes_atomic(out, buf.getvalue())
     else:
         write_bytes_atomic(out, data.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8"))
+    record_file(out)
     print(cohort.flow.to_frame().to_string(index=False))
     progress(f"wrote {len(data)} units to {out} (unit-level data: never publish this file)")
     return 0
@@ -158,9 +164,12 @@ def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
     threshold = cfg["report"]["suppress_below"]
     table = suppress_indicators(cfsr_indicators(ext), threshold)
     if args.out:
+        from .io_safety import check_replaceable_file, record_file
         from .privacy import write_text_atomic
 
+        check_replaceable_file(args.out)
         write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
+        record_file(args.out)
     shown = table.drop(columns=["suppressed"]).astype(object)
     for c in ("denominator", "numerator", "rate"):
         shown[c] = [
@@ -218,8 +227,11 @@ def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
 
     out = Path(args.out)
     data_dir = out / "data"
+    _check_out_dir(data_dir)
+    _check_out_dir(out / "report")
     progress(f"writing the synthetic extract and eval.toml to {data_dir}")
     write_synthetic(data_dir, n_children=args.children, seed=args.seed)
+    _mark_written(data_dir)
     status = _validate(data_dir / "eval.toml", progress)
     if status != 0:
         return status
@@ -229,15 +241,19 @@ def _cmd_demo(args: argparse.Namespace, progress: _Progress) -> int:
 def _run_report(config: Path, out: Path, progress: _Progress, pdf: bool = False, charts_only: bool = False) -> int:
     from .errors import DataError
     from .evaluation import Evaluation
+    from .io_safety import check_outside_inputs, config_inputs
     from .report import write_report
 
+    _check_out_dir(out)
     ev = Evaluation.from_toml(config, progress=progress)
+    check_outside_inputs(out, config_inputs(ev.config))
     progress.redact.watch(lambda: ev._extract)
     _check_inputs_unchanged(ev, out, progress)
     logged = None
-    if not charts_only:
-        logged = _differencing_check(ev, config)
     try:
+        if not charts_only:
+            # inside the try: the check builds the cohort, so invalid data is reported below
+            logged = _differencing_check(ev, config)
         write_report(ev, out, pdf=pdf, charts_only=charts_only)
     except DataError as exc:
         if not exc.problems:
@@ -304,6 +320,20 @@ def _check_inputs_unchanged(ev, out: Path, progress: _Progress) -> None:
     for path in old:
         if path not in now:
             progress.notice("report", f"input no longer read since the previous report: {path}")
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse, before any work, an output folder ppeval may not replace (see io_safety)."""
+    from .io_safety import check_replaceable_dir
+
+    check_replaceable_dir(out)
+
+
+def _mark_written(folder: Path) -> None:
+    """Record what ppeval wrote in ``folder``, so that a rerun may replace it and nothing else."""
+    from .io_safety import write_manifest
+
+    write_manifest(folder)
 
 
 def _cmd_report(args: argparse.Namespace, progress: _Progress) -> int:
@@ -376,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     redact = _Redactor()
     progress = _Progress(quiet=args.quiet, redact=redact)
+    previous_term = _terminate_like_interrupt()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(redact)
@@ -386,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ppeval: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("ppeval: terminated", file=sys.stderr)
+        return 143
     except MemoryError:
         print(f"ppeval {args.command}: out of memory; for a large extract try [data] engine = \"duckdb\"", file=sys.stderr)
         return INTERNAL_ERROR
@@ -405,6 +439,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return INTERNAL_ERROR
+    finally:
+        if previous_term is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` and clean-up runs."""
+
+
+def _terminate_like_interrupt():
+    """Let SIGTERM unwind the run as SIGINT does (temporary output folders removed)."""
+    import signal
+
+    def handler(signum, frame) -> None:  # noqa: ARG001
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler) or signal.SIG_DFL
+    except ValueError:  # not the main thread (main() called from a worker): leave it alone
+        return None
 
 
 def _safe(redact: _Redactor, text: str, limit: int = 2000) -> str:

@@ -2207,6 +2207,11 @@ def atomic_output_dir(final: str | Path, *, durable: bool = True) -> Iterator[Pa
     On an exception the new folder is removed and ``final`` is untouched. With
     ``durable`` every file is fsynced before the swap (power loss, not just a kill).
 
+    ``final`` must be missing, empty, or a folder ppeval wrote whose files still match its
+    manifest (:mod:`ppeval.io_safety`); anything else, a symlink included, is refused with
+    :class:`~ppeval.io_safety.OutputRefused` and nothing is deleted. The new folder gets a
+    manifest of its own.
+
     Parameters
     ----------
     final : path
@@ -2219,22 +2224,24 @@ def atomic_output_dir(final: str | Path, *, durable: bool = True) -> Iterator[Pa
     >>> with tempfile.TemporaryDirectory() as d:
     ...     with atomic_output_dir(Path(d) / "report") as tmp:
     ...         _ = (tmp / "results.json").write_text("{}")
-    ...     sorted(p.name for p in Path(d).iterdir())
-    ['report']
+    ...     sorted(p.name for p in (Path(d) / "report").iterdir())
+    ['.ppeval-output.json', 'results.json']
     """
+    from .io_safety import check_replaceable_dir, write_manifest
+
     final = Path(final)
-    if final.is_symlink():
-        # Swap the folder the link points to; swapping the link itself would replace it
-        # by a real folder and leave the target stale.
-        final = final.resolve()
-    if final.exists() and not final.is_dir():
-        raise ConfigError(f"{final} exists and is not a folder")
+    # Only a missing or empty folder, or one ppeval wrote (unchanged since), may be replaced;
+    # a symlink is refused rather than followed (swapping its target would empty it).
+    check_replaceable_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     recover_output_dir(final)
     tmp = _unique_sibling(final, _TMP_TAG)
     os.mkdir(tmp)  # honours the umask, unlike mkdtemp's 0700
     try:
         yield tmp
+        write_manifest(tmp)
+        # checked again just before the swap: a file the user put there during the run is kept
+        check_replaceable_dir(final)
         if durable:
             _fsync_tree(tmp)
         if not final.exists():
