@@ -56,6 +56,7 @@ from .content import (
     rate_caption,
     table_one,
 )
+from .publish import publish_rosenbaum, publish_table_one, published_balance
 
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
 
@@ -172,12 +173,12 @@ def _rosenbaum(matched: pd.DataFrame, binary: str, threshold: int) -> dict[str, 
     hi, lo = (n10, n01) if n10 >= n01 else (n01, n10)
     rb = rosenbaum_bounds(hi, lo)
     table = rb.table if hasattr(rb, "table") else None
-    return {
+    return publish_rosenbaum({
         "outcome": binary,
         "discordant_pairs": _counts({"favouring_more_events_in_served": n10, "favouring_more_events_in_comparison": n01}, threshold),
         "gamma_critical": _jsonable(getattr(rb, "gamma_critical", None)),
         "table": None if table is None else _jsonable(table.to_dict(orient="records")),
-    }
+    }, (n10, n01), threshold)
 
 
 def _methods(ev, matched_sample, bal) -> list[str]:
@@ -299,7 +300,13 @@ def build(ev) -> dict[str, Any]:
     # small number, the cohort count is not published (the matched count is the one the
     # effects rest on)
     hide_cohort = {arm: matched_n[arm] is not None and 1 <= cohort_n[arm] - int(matched_n[arm]) < thr for arm in cohort_n}
-    t1 = table_one(bal.table, cd.loc[tr | cmp_], data, thr, hide_before={"treated": hide_cohort["treated"], "comparison": hide_cohort["comparison"]})
+    # every binary statistic that would give back a suppressed count is withheld here, once,
+    # so the CSVs, results.json, Table 1, the love plot and the HTML all publish the same values
+    mt_ = data["treated"].astype(bool)
+    sizes = {"before_t": cohort_n["treated"], "before_c": cohort_n["comparison"], "after_t": int(mt_.sum()), "after_c": int((~mt_).sum())}
+    bal = published_balance(ev.balance, sizes, thr, {"before_t": hide_cohort["treated"], "before_c": hide_cohort["comparison"]})
+    t1 = publish_table_one(table_one(bal.table, cd.loc[tr | cmp_], data, thr, hide_before={"treated": hide_cohort["treated"], "comparison": hide_cohort["comparison"]}),
+                           bal.hidden_covariates, SUPPRESSED_TEXT)
 
     # results.json
     defaults = list(getattr(ev.config, "defaults_applied", [])) + list(ev.defaults_applied)

@@ -1,0 +1,155 @@
+"""The publication layer: statistics that would give back a suppressed count are withheld.
+
+A proportion of a binary covariate times its arm size is a count; so is a difference of two
+proportions, a binary SMD (a function of the two proportions), a binary variance ratio and an
+eCDF maximum (for a 0/1 variable the eCDF maximum *is* the difference in proportions). Rounding
+does not save a small arm: with ``n < 100`` a rounded ``k/n`` still pins ``k`` from its rounding
+interval. The rule here is therefore all or nothing per covariate: a binary covariate's
+statistics are published only when every cell beneath them (units with and without the level,
+per arm, before and after matching) is 0 or at least the threshold *and* the arm size is
+published; otherwise all of that covariate's binary statistics are withheld in every artefact
+(tables/balance.csv, Table 1, results.json, the love plot). Continuous covariates' SMDs stay.
+
+Rosenbaum bounds for McNemar's test are exact binomial tail probabilities of the discordant
+pair counts: a p-value to ten digits gives the counts back by a search over small integers,
+and so can the critical Γ. The whole bound table is withheld (with the reason) unless both
+discordant counts are publishable.
+
+Verdicts ("every covariate balanced") are computed on the true values; they state no number.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..privacy import is_sensitive
+
+#: Balance-table columns that, for a binary covariate, are functions of its cell counts.
+BINARY_STAT_COLUMNS = (
+    "mean_treated_before", "mean_control_before", "mean_treated_after", "mean_control_after",
+    "smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after",
+    "ecdf_mean_before", "ecdf_mean_after", "ecdf_max_before", "ecdf_max_after",
+)
+
+SUPPRESSED_REASON = ("withheld: a number of units behind it is below the suppression threshold, "
+                     "and the value would give that number back")
+
+
+def _small(k: pd.Series | np.ndarray, threshold: int) -> np.ndarray:
+    k = np.asarray(k, dtype=float)
+    return (k >= 1) & (k < threshold)
+
+
+def hidden_binary_covariates(table: pd.DataFrame, sizes: dict[str, int], threshold: int,
+                             hidden_sizes: dict[str, bool] | None = None) -> pd.Series:
+    """Which binary rows of a balance table must have all their statistics withheld.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A balance table (``covariate``, ``type`` and ``mean_{treated,control}_{before,after}``).
+    sizes : dict
+        Arm sizes ``before_t``, ``before_c``, ``after_t``, ``after_c`` (unweighted units).
+    threshold : int
+        The suppression threshold.
+    hidden_sizes : dict, optional
+        ``{"before_t": True}`` when that arm size is itself not published.
+
+    Returns
+    -------
+    Series of bool, aligned with ``table``: True where the binary statistics are withheld.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"covariate": ["a", "b"], "type": ["binary", "binary"],
+    ...                   "mean_treated_before": [0.5, 0.05], "mean_control_before": [0.5, 0.5],
+    ...                   "mean_treated_after": [0.5, 0.5], "mean_control_after": [0.5, 0.5]})
+    >>> hidden_binary_covariates(t, {"before_t": 100, "before_c": 100, "after_t": 100, "after_c": 100}, 11).tolist()
+    [False, True]
+    """
+    hidden_sizes = hidden_sizes or {}
+    binary = table["type"].eq("binary") if "type" in table else pd.Series(False, index=table.index)
+    hide = np.zeros(len(table), dtype=bool)
+    cols = {"mean_treated_before": "before_t", "mean_control_before": "before_c",
+            "mean_treated_after": "after_t", "mean_control_after": "after_c"}
+    for col, arm in cols.items():
+        if col not in table:
+            continue
+        n = int(sizes[arm])
+        if hidden_sizes.get(arm, False) or is_sensitive(n, threshold):
+            # an unpublished (or small) arm size: every proportion of it is unsafe
+            hide |= True
+            continue
+        k = (table[col].astype(float) * n).round()
+        hide |= _small(k, threshold) | _small(n - k, threshold) | table[col].isna().to_numpy()
+    return pd.Series(hide & binary.to_numpy(), index=table.index)
+
+
+def publish_balance_table(table: pd.DataFrame, hidden: pd.Series) -> pd.DataFrame:
+    """A copy of ``table`` with every count-bearing statistic of the ``hidden`` rows set to NaN."""
+    out = table.copy()
+    cols = [c for c in BINARY_STAT_COLUMNS if c in out]
+    out.loc[hidden.to_numpy(), cols] = np.nan
+    return out
+
+
+def published_balance(bal: Any, sizes: dict[str, int], threshold: int,
+                      hidden_sizes: dict[str, bool] | None = None) -> Any:
+    """A shallow copy of a :class:`~ppeval.balance.Balance` whose ``table`` is safe to publish.
+
+    The verdict (``passed``, ``verdict``) is kept from the true values: it states no number.
+    ``hidden_covariates`` lists the covariates withheld (for the love plot's marks and notes).
+    """
+    hidden = hidden_binary_covariates(bal.table, sizes, threshold, hidden_sizes)
+    pub = copy.copy(bal)
+    pub.table = publish_balance_table(bal.table, hidden)
+    # the true verdict table carries per-covariate SMDs: keep only the pass/fail flags
+    if getattr(bal, "verdict", None) is not None:
+        v = bal.verdict.copy()
+        for c in ("abs_smd_after", "variance_ratio_after"):
+            if c in v:
+                v.loc[hidden.to_numpy(), c] = np.nan
+        v.attrs = dict(bal.verdict.attrs)
+        pub.verdict = v
+    pub.hidden_covariates = list(bal.table.loc[hidden.to_numpy(), "covariate"])
+    return pub
+
+
+def publish_table_one(t1: pd.DataFrame, hidden_covariates: list[str], suppressed_text: str) -> pd.DataFrame:
+    """Table 1 with the rows of withheld binary covariates suppressed in every statistic column."""
+    out = t1.copy()
+    rows = out["covariate"].isin(hidden_covariates)
+    for c in out.columns:
+        if c in ("covariate", "level"):
+            continue
+        if pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].astype(float)
+            out.loc[rows, c] = np.nan
+        else:
+            out[c] = out[c].astype(object)
+            out.loc[rows, c] = suppressed_text
+    return out
+
+
+def publish_rosenbaum(rb: dict[str, Any] | None, counts: tuple[int, int], threshold: int) -> dict[str, Any] | None:
+    """Rosenbaum bounds, withheld whole when a discordant-pair count is below the threshold.
+
+    Examples
+    --------
+    >>> publish_rosenbaum({"outcome": "x", "gamma_critical": 1.4, "table": [{"p": 0.1}]}, (5, 4), 11)["table"] is None
+    True
+    """
+    if rb is None:
+        return None
+    if not any(is_sensitive(int(k), threshold) for k in counts):
+        return rb
+    out = dict(rb)
+    out["gamma_critical"] = None
+    out["table"] = None
+    out["suppressed"] = True
+    out["suppressed_reason"] = ("Rosenbaum bounds withheld: a number of discordant pairs is below the suppression "
+                                "threshold, and exact binomial p-values would give it back")
+    return out
