@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_MAX_FILE_MB, SOURCE_TABLES, Config
+from ..errors import DataError
 from ..extract import Extract
 from .afcars import load_afcars
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult, to_canonical
 from .duckdb_engine import resolve_engine
 from .ncands import load_ncands
-from ..errors import DataError
 from .readers import RawTable, file_size_cap, out_of_memory, read_file
 from .sql import connect_readonly, read_sql
 
