@@ -55,6 +55,10 @@ _PRESET_SPEC: dict[str, Any] = {
     "columns": ((dict,), {}),
 }
 
+#: Default of ``[data] max_file_mb``: a file larger than this many megabytes (2**20 bytes) is
+#: refused before it is read (reading needs about 3-4 times a file's size in memory).
+DEFAULT_MAX_FILE_MB = 20_000
+
 SPEC: dict[str, Any] = {
     "title": ((str,), "Parent partner program evaluation"),
     "seed": ((int,), 20240601),
@@ -68,6 +72,7 @@ SPEC: dict[str, Any] = {
         "participation": ((dict,), None),
         "families": ((dict,), None),
         "engine": ((str,), "pandas"),
+        "max_file_mb": ((int, float), DEFAULT_MAX_FILE_MB),
     },
     "cohort": {
         "design": ((str,), "in_care"),
@@ -295,6 +300,9 @@ def _check_choices(cfg: Config) -> None:
             raise ConfigError(
                 f"config: {section}.{key} = {value!r} is not one of {', '.join(map(repr, allowed))}{hint}"
             )
+    max_mb = cfg["data"]["max_file_mb"]
+    if not max_mb > 0 or max_mb == float("inf"):
+        raise ConfigError(f"config: data.max_file_mb = {max_mb!r} must be a positive number of megabytes, e.g. 50000")
     from .privacy import check_suppress_below  # privacy is heavy; config stays light to import
 
     check_suppress_below(cfg["report"]["suppress_below"], cfg["report"]["allow_unsuppressed"])

@@ -44,13 +44,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import SOURCE_TABLES, Config
+from ..config import DEFAULT_MAX_FILE_MB, SOURCE_TABLES, Config
+from ..errors import DataError
 from ..extract import Extract
 from .afcars import load_afcars
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult, to_canonical
 from .duckdb_engine import resolve_engine
 from .ncands import load_ncands
-from .readers import RawTable, read_file
+from .readers import RawTable, file_size_cap, out_of_memory, read_file
 from .sql import connect_readonly, read_sql
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "LoadResult",
     "RawTable",
     "connect_readonly",
+    "file_size_cap",
     "load_afcars",
     "load_config",
     "load_extract",
@@ -151,7 +153,10 @@ def load_source(
             sheet=src["sheet"],
             table=table,
         )
-        res.extend(to_canonical(raw, table, **kwargs))
+        try:
+            res.extend(to_canonical(raw, table, **kwargs))
+        except MemoryError:
+            raise DataError(out_of_memory(label, path if path.is_absolute() else base / path)) from None
     return res
 
 
@@ -174,6 +179,11 @@ def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT
     ['families']
     """
     data = config["data"]
+    with file_size_cap(data.get("max_file_mb", DEFAULT_MAX_FILE_MB)):
+        return _load_config(config, data, max_problems_per_column)
+
+
+def _load_config(config: Config, data: Mapping[str, Any], max_problems_per_column: int | None) -> LoadResult:
     res = LoadResult()
     loaders = {"afcars": load_afcars, "ncands": load_ncands}
     if resolve_engine(config) == "duckdb":
@@ -184,8 +194,8 @@ def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT
     for name, loader in loaders.items():
         preset = data.get(name)
         if preset:
-            res.extend(
-                loader(
+            try:
+                loaded = loader(
                     preset["paths"],
                     base_dir=config.base_dir,
                     encoding=preset.get("encoding", "utf-8"),
@@ -193,7 +203,10 @@ def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT
                     columns=preset.get("columns"),
                     max_problems_per_column=max_problems_per_column,
                 )
-            )
+            except MemoryError:
+                files = ", ".join(map(str, preset["paths"]))
+                raise DataError(out_of_memory(f"the {name.upper()} files ({files})").replace("this file", "them")) from None
+            res.extend(loaded)
     for table in SOURCE_TABLES:
         source = data.get(table)
         if source:

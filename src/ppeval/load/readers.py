@@ -30,16 +30,22 @@ import gzip
 import hashlib
 import io
 import re
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import ConfigError
+from ..config import DEFAULT_MAX_FILE_MB
+from ..errors import ConfigError, DataError
 from ..problems import ERROR, Problem
 
 #: File extension -> format name.
@@ -200,8 +206,14 @@ def read_file(
     sheet: str | int | None = None,
     select: ColumnSelector | None = None,
     table: str | None = None,
+    max_bytes: int | None | EllipsisType = ...,
 ) -> RawTable:
     """Read one file of any supported format.
+
+    Before the file is read its size and a few samples of its bytes are checked
+    (:func:`sniff`): a file that is not what its name or ``format`` says (compressed, a
+    workbook under a text name, a program, a PDF, NUL bytes...) or is larger than the cap
+    is refused with a problem naming the fix, without being read.
 
     Parameters
     ----------
@@ -216,10 +228,19 @@ def read_file(
         those, which is much faster for wide files).
     table : str, optional
         The canonical table the file feeds (recorded in problems).
+    max_bytes : int or None, optional
+        Refuse files larger than this (None = no cap; default: the cap of
+        :func:`file_size_cap`, ``DEFAULT_MAX_FILE_MB`` unless ``[data] max_file_mb`` sets it).
 
     Returns
     -------
     RawTable
+
+    Raises
+    ------
+    DataError
+        The machine ran out of memory reading the file (the message names the file, its size
+        and the options).
 
     Examples
     --------
@@ -238,18 +259,298 @@ def read_file(
         what = "is a folder, not a file" if p.is_dir() else "file not found"
         raw.error(f"{what} (looked for {p})", "an existing file", table=table)
         return raw
-    if fmt in TEXT_FORMATS:
-        return _read_text(p, raw, parse_delimiter(delimiter, fmt), encoding, select, table)
-    if fmt == "parquet":
-        return _read_parquet(p, raw, table)
-    if fmt == "xlsx":
-        return _read_excel(p, raw, sheet, table)
-    return _read_stat(p, raw, encoding, table)
+    cap = max_file_bytes() if isinstance(max_bytes, EllipsisType) else max_bytes
+    sep = parse_delimiter(delimiter, fmt) if fmt in TEXT_FORMATS else None
+    refused = sniff(p, fmt, delimiter=sep, encoding=encoding, max_bytes=cap)
+    if refused is not None:
+        raw.error(refused[0], refused[1], table=table)
+        return raw
+    try:
+        if fmt in TEXT_FORMATS:
+            assert sep is not None
+            return _read_text(p, raw, sep, encoding, select, table, cap)
+        if fmt == "parquet":
+            return _read_parquet(p, raw, table)
+        if fmt == "xlsx":
+            return _read_excel(p, raw, sheet, table)
+        return _read_stat(p, raw, encoding, table)
+    except MemoryError:
+        raise DataError(out_of_memory(label, p)) from None
+
+
+def out_of_memory(label: str, path: Path | None = None) -> str:
+    """The message for running out of memory while reading ``label``: its size and the options.
+
+    Examples
+    --------
+    >>> print(out_of_memory("FC2016.tab"))
+    FC2016.tab: out of memory while reading this file; reading a file needs about 3-4 times its size in memory: use a machine with more memory or split the file (e.g. by year); for several large AFCARS/NCANDS files set [data] engine = "duckdb" (it keeps one file in memory at a time)
+    """
+    size = ""
+    if path is not None:
+        try:
+            size = f" ({_size_text(path.stat().st_size)})"
+        except OSError:
+            pass
+    return (
+        f"{label}: out of memory while reading this file{size}; reading a file needs about 3-4 times its size "
+        "in memory: use a machine with more memory or split the file (e.g. by year); for several large "
+        'AFCARS/NCANDS files set [data] engine = "duckdb" (it keeps one file in memory at a time)'
+    )
 
 
 def _read_bytes(p: Path) -> bytes:
     with open(p, "rb") as fh:  # read-only: inputs are never modified
         return fh.read()
+
+
+# --------------------------------------------------------------------------- size and content checks
+#: Bytes read from the start (and, for large or sparse files, the middle and end) of a file
+#: to check that it is what its name says before the whole file is read.
+SNIFF_BYTES = 64 * 1024
+
+_MAX_FILE_BYTES: ContextVar[int | None] = ContextVar("ppeval_max_file_bytes", default=DEFAULT_MAX_FILE_MB * 2**20)
+
+_SAS7BDAT_MAGIC = bytes.fromhex("c2ea8160b31411cfbd92080009c7318c181f1011")
+_NUL_RUN = b"\x00" * 64  # never inside text in any encoding (UTF-32 has at most 3 NULs in a row)
+# Control bytes that never occur in text (NUL is judged separately: UTF-16 and UTF-32 have many).
+_CONTROL = bytes(b for b in range(1, 32) if b not in (9, 10, 11, 12, 13, 26)) + b"\x7f"
+
+#: What each format's files start with (formats without a fixed signature are not listed).
+_SIGNATURE = {
+    "parquet": "a Parquet file",
+    "xlsx": "an Excel .xlsx workbook",
+    "sav": "an SPSS data file (.sav)",
+    "sas7bdat": "a SAS data set (.sas7bdat)",
+    "dta": "a Stata data set (.dta)",
+    "xpt": "a SAS transport file (.xpt)",
+}
+
+
+@contextmanager
+def file_size_cap(max_mb: float | None) -> Iterator[None]:
+    """Refuse files larger than ``max_mb`` megabytes (2**20 bytes) in :func:`read_file` calls inside.
+
+    ``None`` lifts the cap. :func:`ppeval.load.load_config` sets it from ``[data] max_file_mb``
+    so that every reader (the presets too) applies it.
+
+    Examples
+    --------
+    >>> with file_size_cap(1):
+    ...     max_file_bytes()
+    1048576
+    """
+    token = _MAX_FILE_BYTES.set(None if max_mb is None else int(max_mb * 2**20))
+    try:
+        yield
+    finally:
+        _MAX_FILE_BYTES.reset(token)
+
+
+def max_file_bytes() -> int | None:
+    """The size cap in force (bytes; None = none)."""
+    return _MAX_FILE_BYTES.get()
+
+
+def _size_text(n: float) -> str:
+    """A file size as people read it: ``5.0 GB``, ``12.3 MB``, ``800 bytes``.
+
+    Examples
+    --------
+    >>> _size_text(5 * 2**30), _size_text(1536 * 1024), _size_text(800)
+    ('5.0 GB', '1.5 MB', '800 bytes')
+    """
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _format_fix(fmt: str) -> str:
+    return f'name it with the .{fmt} extension or set format = "{fmt}" in the config'
+
+
+def identify(head: bytes) -> tuple[str, str, str] | None:
+    """What a file is, from its first bytes: ``(kind, description, what to do)``; None = not recognised.
+
+    Recognises compressed files and archives, Excel and Office files, the statistics formats
+    ppeval reads, PDF, images, programs, SQLite databases, web pages and NUL-filled (sparse
+    or pre-allocated) files. Text files are not recognised (None).
+
+    Examples
+    --------
+    >>> identify(b"\\x1f\\x8b\\x08\\x00")[:2]
+    ('gzip', 'a gzip-compressed file')
+    >>> identify(b"\\x7fELF\\x02\\x01")[0], identify(b"%PDF-1.7")[0], identify(b"child_id,dob\\n") is None
+    ('program', 'pdf', True)
+    """
+    h = head
+    if not h:
+        return None
+    if h.count(0) == len(h):
+        return ("nul", "filled with NUL bytes (a sparse or pre-allocated file: an interrupted copy or download?)",
+                "copy or download the file again")
+    if h.startswith(b"\x1f\x8b"):
+        return ("gzip", "a gzip-compressed file", "decompress it (gunzip) or name it with .gz at the end, e.g. .csv.gz")
+    if h.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        if b"xl/" in h:  # the parts of a workbook (xl/workbook.xml, xl/worksheets/...) come first
+            return ("xlsx", "an Excel .xlsx workbook", _format_fix("xlsx"))
+        return ("zip", "a zip archive", "extract the data file from it and name that file in the config")
+    if h.startswith(b"PAR1"):
+        return ("parquet", "a Parquet file", _format_fix("parquet"))
+    if len(h) >= 32 and h[12:32] == _SAS7BDAT_MAGIC:
+        return ("sas7bdat", "a SAS data set", _format_fix("sas7bdat"))
+    if h.startswith((b"$FL2", b"$FL3")):
+        return ("sav", "an SPSS data file", _format_fix("sav"))
+    if h.startswith(b"<stata_dta>"):
+        return ("dta", "a Stata data set", _format_fix("dta"))
+    if h.startswith(b"HEADER RECORD*******LIB"):
+        return ("xpt", "a SAS transport file", _format_fix("xpt"))
+    if h.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return ("ole2", "an Excel 97-2003 workbook (.xls) or another old Office document",
+                "open it in Excel and save the sheet as .xlsx or as CSV")
+    if h.startswith(b"%PDF"):
+        return ("pdf", "a PDF document", "export the table from its source system as CSV (a PDF cannot be read as data)")
+    if h.startswith((b"\x7fELF", b"MZ", b"\xca\xfe\xba\xbe", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf",
+                     b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"#!")):
+        return ("program", "a program or script, not a data file", "check the path: it names the wrong file")
+    if h.startswith(b"SQLite format 3\x00"):
+        return ("sqlite", "an SQLite database",
+                'read it as a SQL source: url = "sqlite:///<path>" and query = "SELECT ..." in the config')
+    if h.startswith(b"ARROW1"):
+        return ("arrow", "an Arrow IPC (Feather) file", "convert it to Parquet or CSV")
+    compressed = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7-Zip",
+                  b"Rar!\x1a\x07": "RAR"}
+    for magic, name in compressed.items():
+        if h.startswith(magic):
+            return ("compressed", f"a {name}-compressed file", "decompress it and name the decompressed file")
+    images = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+    for magic, name in images.items():
+        if h.startswith(magic):
+            return ("image", f"a {name} image", "check the path: it names the wrong file")
+    if len(h) > 262 and h[257:262] == b"ustar":
+        return ("tar", "a tar archive", "extract the data file from it and name that file in the config")
+    start = h.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:64].lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return ("html", "a web page (HTML), not the data",
+                "the download probably saved a login or error page: download the data again")
+    return None
+
+
+def _is_wide_encoding(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+
+
+def _binary_share(sample: bytes) -> float:
+    """The share of bytes in ``sample`` that never occur in text (control bytes other than NUL)."""
+    if not sample:
+        return 0.0
+    return (len(sample) - len(sample.translate(None, _CONTROL))) / len(sample)
+
+
+def _read_at(fh: BinaryIO, offset: int, n: int = SNIFF_BYTES) -> bytes:
+    fh.seek(offset)
+    return fh.read(n)
+
+
+def _samples(p: Path, size: int, sparse: bool, text: bool) -> list[tuple[int, bytes]]:
+    """``(offset, bytes)`` samples of the file: its start, and for large or sparse files its middle and end."""
+    with open(p, "rb") as fh:  # read-only: inputs are never modified
+        out = [(0, fh.read(SNIFF_BYTES))]
+        if size > 3 * SNIFF_BYTES and (sparse or text):
+            out.append((size // 2, _read_at(fh, size // 2)))
+            out.append((size - SNIFF_BYTES, _read_at(fh, size - SNIFF_BYTES)))
+    return out
+
+
+def _gzip_head(p: Path) -> bytes | None:
+    """The first decompressed bytes of a gzip file (None when they cannot be read: reported later)."""
+    try:
+        with gzip.open(p, "rb") as gz:
+            return gz.read(SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
+def sniff(
+    p: Path, fmt: str, *, delimiter: str | None = None, encoding: str = "utf-8", max_bytes: int | None = None
+) -> tuple[str, str] | None:
+    """Why a file cannot be read as ``fmt``, judged from its size and a few samples of its bytes.
+
+    Returns ``(message, expected)`` for a :class:`~ppeval.problems.Problem`, or None when the
+    file looks like what its name (or ``format``) says. Only ``SNIFF_BYTES`` from the start
+    (and, for large or sparse files, from the middle and the end) are read, so a huge or
+    sparse file is refused at once.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, gzip
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "FC2016.tab"
+    >>> _ = p.write_bytes(gzip.compress(b"StFCID\\tDOB\\n1\\t2015-01-01\\n"))
+    >>> print(sniff(p, "tab")[0])
+    the file is a gzip-compressed file, not tab-delimited text as its name or format says; decompress it (gunzip) or name it with .gz at the end, e.g. .csv.gz
+    """
+    st = p.stat()
+    size = st.st_size
+    if size == 0:
+        return None  # the readers name an empty file
+    word = _DELIMITER_WORDS.get(delimiter or _DEFAULT_DELIMITER.get(fmt, ","), "delimited")
+    what = _SIGNATURE.get(fmt, f"{word}-delimited text" if word != "delimited" else "delimited text")
+    blocks = getattr(st, "st_blocks", None)
+    # Allocated much less than its size: holes (a sparse or pre-allocated file) to look into.
+    sparse = blocks is not None and size > 2**20 and blocks * 512 < size // 2
+    text = fmt in TEXT_FORMATS
+    gz = text and p.suffix.lower() == ".gz"
+    samples = _samples(p, size, sparse, text and not gz)
+    head = samples[0][1]
+    kind = identify(head)
+    if gz:
+        if kind is None or kind[0] != "gzip":
+            desc = kind[1] if kind else "not gzip-compressed"
+            return (f"the name ends .gz but the file is {desc}; name it without .gz (or compress it with gzip)",
+                    "a gzip-compressed text file")
+        inner = _gzip_head(p)
+        if inner is not None:
+            ikind = identify(inner)
+            if ikind is not None:
+                return (f"the file is gzip-compressed {ikind[1]}, not {what}; {ikind[2]}", f"gzip-compressed {what}")
+            if not _is_wide_encoding(encoding) and (_NUL_RUN in inner or _binary_share(inner) > 0.05):
+                return (f"the decompressed file is binary data, not {what}; check the path", f"gzip-compressed {what}")
+    elif kind is not None and kind[0] != fmt and not (fmt == "xlsx" and kind[0] == "zip"):
+        return (f"the file is {kind[1]}, not {what} as its name or format says; {kind[2]}", what)
+    elif fmt in ("parquet", "xlsx", "sav", "sas7bdat") and kind is None:
+        # These formats always start with their signature: anything else cannot be read as such.
+        looks = "text" if _binary_share(head) == 0 and b"\x00" not in head else "something else"
+        fix = ('if it is delimited text, name it .csv (or .tab) or set format = "csv"' if looks == "text"
+               else "check the path and the format")
+        return (f"the file is not {what} (it does not start as one; it looks like {looks}); {fix}", what)
+    if text and not gz:
+        for offset, sample in samples:
+            at = sample.find(_NUL_RUN)
+            if at >= 0:
+                where = "starts with" if offset + at == 0 else f"has, from byte {offset + at:,},"
+                return (f"the file {where} a run of NUL bytes, which never occur in text: a sparse, pre-allocated "
+                        "or damaged copy (an interrupted copy or download?); copy or download the file again", what)
+        share = _binary_share(head)
+        if share > 0.05 and len(head) - len(head.translate(None, _CONTROL)) >= 16:
+            return (f"the file is binary data, not {what} ({share:.0%} of its first "
+                    f"{_size_text(len(head))} are control bytes that text never holds); check the path and the format",
+                    what)
+    elif sparse:
+        for offset, sample in samples[1:]:
+            if sample and sample.count(0) == len(sample):
+                return (f"the file holds only NUL bytes around byte {offset:,}: a sparse or pre-allocated copy "
+                        "(an interrupted copy or download?); copy or download the file again", what)
+    if max_bytes is not None and size > max_bytes:
+        return (
+            f"the file is {_size_text(size)}, more than the limit of {_size_text(max_bytes)} "
+            f"([data] max_file_mb = {max_bytes / 2**20:g}); it was not read. Reading it needs about 3-4 times "
+            "its size in memory: raise [data] max_file_mb if this machine has the memory, or split the file "
+            '(e.g. by year); for several large AFCARS/NCANDS files, [data] engine = "duckdb" keeps one file '
+            "in memory at a time",
+            f"a file of at most {_size_text(max_bytes)}",
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- text
@@ -290,7 +591,8 @@ def _decode_problem(raw: RawTable, data: bytes, encoding: str, table: str | None
 
 
 def _read_text(
-    p: Path, raw: RawTable, delimiter: str, encoding: str, select: ColumnSelector | None, table: str | None
+    p: Path, raw: RawTable, delimiter: str, encoding: str, select: ColumnSelector | None, table: str | None,
+    max_bytes: int | None = None,
 ) -> RawTable:
     try:
         codecs.lookup(encoding)
@@ -300,9 +602,20 @@ def _read_text(
     raw.sha256 = hashlib.sha256(data).hexdigest()
     if p.suffix.lower() == ".gz":
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                # never more than the cap: a small .gz can decompress to many gigabytes
+                data = gz.read(-1 if max_bytes is None else max_bytes + 1)
+        except (OSError, EOFError, zlib.error) as exc:
             raw.error(f"not a readable gzip file ({exc})", "a gzip-compressed text file", table=table)
+            return raw
+        if max_bytes is not None and len(data) > max_bytes:
+            raw.error(
+                f"the file decompresses to more than the limit of {_size_text(max_bytes)} "
+                f"([data] max_file_mb = {max_bytes / 2**20:g}); it was not read: raise [data] max_file_mb "
+                "if this machine has the memory (about 3-4 times the decompressed size), or split the file",
+                f"a file of at most {_size_text(max_bytes)} decompressed",
+                table=table,
+            )
             return raw
     if data.startswith(codecs.BOM_UTF8):  # Excel's "CSV UTF-8" writes a BOM: drop it silently
         data = data[len(codecs.BOM_UTF8) :]
@@ -641,16 +954,31 @@ def _read_excel(p: Path, raw: RawTable, sheet: str | int | None, table: str | No
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raw.error(f"not a readable .xlsx workbook ({exc})", "an Excel .xlsx workbook", table=table)
         return raw
+    sheets = ", ".join(map(repr, wb.sheetnames))
+    section = f"[data.{table}]" if table else "the source's section of the config"
     try:
         if sheet is None:
-            ws = wb.worksheets[0]
+            # Never a silent choice: with data on more than one sheet the config must name one.
+            filled = [ws for ws in wb.worksheets if _has_cells(ws)]
+            if len(filled) > 1:
+                raw.error(
+                    f"the workbook has {len(wb.sheetnames)} sheets ({sheets}) and {len(filled)} of them hold data; "
+                    f"name the one to read with sheet = \"<name>\" in {section}, e.g. sheet = "
+                    f"\"{_toml_escape(filled[0].title)}\"",
+                    "a sheet named in the config (sheet = \"<name>\") when the workbook has several",
+                    table=table,
+                )
+                wb.close()
+                return raw
+            ws = filled[0] if filled else wb.worksheets[0]
         elif isinstance(sheet, int):
             ws = wb.worksheets[sheet]
         else:
             ws = wb[sheet]
     except (IndexError, KeyError):
         raw.error(
-            f"the workbook has no sheet {sheet!r}; its sheets are {', '.join(map(repr, wb.sheetnames))}",
+            f"the workbook has no sheet {sheet!r}; its sheets are {sheets}: set sheet = \"<name>\" in {section} "
+            "to one of them (or a 0-based sheet number)",
             "an existing sheet name or 0-based sheet number",
             table=table,
         )
@@ -690,6 +1018,21 @@ def _read_excel(p: Path, raw: RawTable, sheet: str | int | None, table: str | No
     columns = list(zip(*cells, strict=True)) if cells else [() for _ in names]
     tbl = pa.table([objects_to_arrow(c) for c in columns], names=[f"c{i}" for i in range(len(names))])
     return _finish_binary(raw, names, tbl, np.asarray(rows, dtype=np.int64), table)
+
+
+def _has_cells(ws: object, rows: int = 100) -> bool:
+    """Whether a worksheet has any value in its first ``rows`` rows (a chart sheet has none)."""
+    iter_rows = getattr(ws, "iter_rows", None)
+    if iter_rows is None:
+        return False
+    for row in iter_rows(max_row=rows, values_only=True):
+        if any(v is not None and not (isinstance(v, str) and not v.strip()) for v in row):
+            return True
+    return False
+
+
+def _toml_escape(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _read_stat(p: Path, raw: RawTable, encoding: str, table: str | None) -> RawTable:
