@@ -205,7 +205,13 @@ class EffectResults:
         return out
 
     def plot(self, ax=None, **kwargs):
-        """Weighted Kaplan–Meier (or cumulative incidence) curves by arm; returns the Axes."""
+        """Weighted Kaplan–Meier (or cumulative incidence) curves by arm; returns the Axes.
+
+        The curves are exact (one step per event time), for analysts working on unit data:
+        not for publication, as their steps count single events. The report draws them in
+        steps of at least the suppression threshold's events
+        (:func:`ppeval.report.charts.published_curve`).
+        """
         if self.cif is not None:
             return self.cif.plot(ax=ax, **kwargs)
         if self.km is not None:

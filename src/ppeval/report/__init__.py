@@ -221,6 +221,11 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test; pairs with both outcomes observed, so not pairs whose comparison unit enrolled before the window closed).",
         _privacy_sentence(ev.config["report"]["suppress_below"]),
     ]
+    thr = ev.config["report"]["suppress_below"]
+    paras.append(f"Curves: an exact curve rises at every single event, so the published curves are drawn in steps of at least {thr} events: "
+                 f"each step is the estimate (unchanged, not re-estimated) at the end of a month, pooling at least {thr} events of its arm since the step "
+                 "before and none a few events away from a window's published count; a curve stops where fewer than "
+                 f"{thr} further events followed, and an arm with fewer than {thr} events in all is not drawn.")
     if "time_in_care" in ev.outcomes:
         paras.insert(5, "Days in care: the days each unit spent in out-of-home care within the window after the index date (units whose whole window was observed); "
                         "means are weighted by the matching weights and the difference has a cluster-robust standard error (weighted least squares).")
@@ -476,13 +481,19 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
         res = ev.estimates.get(name)
         if res is None:
             continue
-        ax = charts.curve_chart(res, name, thr, horizon=730)
+        # the windows' event counts are published in the tables: no curve point a few events from them
+        anchors = [oc.window_days(m) for m in ev.outcomes.get(name) or []]
+        ax = charts.curve_chart(res, name, thr, horizon=730, anchors=anchors)
         if ax is None:
             continue
         kind = "Aalen–Johansen cumulative incidence, other exits competing" if res.cif is not None else "Kaplan–Meier"
         units = "families" if ev.cohort.unit == "family" else "children"
         cap = (f"Share of served and matched comparison {units} who {LABELS[name][0]} over the two years after the index date "
-               f"({kind}); " + (f"numbers at risk below {thr} are suppressed." if thr >= 2 else "numbers at risk are NOT suppressed."))
+               f"({kind}). " + (
+                   f"So that no single event shows, the curves are drawn in steps of at least {thr} events: each step is the "
+                   f"estimate at the end of a month, pooling at least {thr} events of its arm since the step before; a curve stops "
+                   f"where fewer than {thr} further events followed, and an arm with fewer than {thr} events is not drawn. "
+                   f"Numbers at risk below {thr} are suppressed." if thr >= 2 else "Numbers at risk are NOT suppressed."))
         _add_chart(out, folder, f"curve_{name}", f"{LABELS[name][1]} over time", cap, ax)
     bal = content["balance"]
     with plt.rc_context(charts.STYLE):

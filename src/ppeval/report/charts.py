@@ -84,23 +84,131 @@ def rate_chart(row: OutcomeRow, phrases: Phrases, ax=None):
     return ax
 
 
-def curve_chart(res, outcome: str, threshold: int, ax=None, horizon: float | None = None):
-    """Cumulative incidence (or Kaplan–Meier) by arm with a suppressed at-risk table under it."""
+def published_steps(times, events, threshold: int, horizon: float, anchors=(), months: int = 1) -> np.ndarray:
+    """The times at which a curve may be published: month ends pooling enough events.
+
+    An exact Kaplan–Meier or cumulative-incidence curve rises at every event, by about
+    1/n for each one: read off a chart's path data, its step heights count the events one
+    by one. A published curve is therefore the estimate at a few grid points only. The
+    candidates are the ends of every ``months``-th month (``w * 365 // 12`` days, as the
+    outcome windows) up to ``horizon``; a candidate is kept when the events between it and
+    the published point before it, and between it and each anchor, number 0 or at least
+    ``threshold``. Anchors are times whose counts are published elsewhere (the outcome
+    windows' event counts), so no curve point is a few events away from one of them. The
+    horizon is kept if it can be, by merging the last steps into it; if it cannot, the curve
+    stops at the last point kept (fewer than ``threshold`` events followed).
+
+    Parameters
+    ----------
+    times : the distinct times of the fitted curve, increasing.
+    events : the number of units with the event (unweighted) at each time.
+    threshold : the smallest number of events a published rise may pool.
+    horizon : the last time drawn.
+    anchors : times whose cumulative counts are published elsewhere.
+    months : months between candidate points.
+
+    Returns
+    -------
+    The published times (after 0), increasing; the estimate is read at each.
+
+    Examples
+    --------
+    >>> t = np.arange(1.0, 41.0) * 15            # an event every 15 days, 40 in all
+    >>> published_steps(t, np.ones(40), 11, 600).tolist()  # day 547 would leave 4 for the last step
+    [182.0, 365.0, 600.0]
+    >>> published_steps(t, np.ones(40), 11, 600, anchors=[300]).tolist()  # 20 events by day 300
+    [304.0, 600.0]
+    >>> published_steps(t, np.ones(40), 50, 600).tolist()  # no step of 50 events: nothing drawn
+    []
+    """
+    times = np.asarray(times, float)
+    cum = np.concatenate([[0.0], np.cumsum(np.asarray(events, float))])
+
+    def count(t: float) -> float:  # events in (0, t]
+        return float(cum[np.searchsorted(times, t, side="right")])
+
+    def ok(a: float, b: float) -> bool:
+        d = abs(count(b) - count(a))
+        return d == 0 or d >= threshold
+
+    horizon = float(horizon)
+    marks = [float(a) for a in anchors if 0 < a <= horizon]
+
+    def allowed(before: float, c: float) -> bool:
+        # a step from the point before, and every anchor's count, both 0 or >= threshold away
+        return ok(before, c) and all(ok(m, c) for m in marks)
+
+    steps = np.arange(months, int(horizon * 12 / 365) + 2, months)
+    grid = [float(g) for g in np.unique(steps * 365 // 12) if 0 < g < horizon]
+    chosen: list[float] = []
+    for c in grid:
+        if allowed(chosen[-1] if chosen else 0.0, c):
+            chosen.append(c)
+    # the horizon: merge the last steps into it until it pools enough events
+    trial = list(chosen)
+    while True:
+        if allowed(trial[-1] if trial else 0.0, horizon):
+            chosen = trial + [horizon]
+            break
+        if not trial:
+            break
+        trial.pop()
+    return np.asarray(chosen, dtype=float)
+
+
+def published_curve(fitted, threshold: int, horizon: float, anchors=()) -> dict:
+    """Each arm's curve at its published times (:func:`published_steps`), no re-estimation.
+
+    Returns ``{label: (times, values)}`` with times starting at 0 (value 1 for survival, 0
+    for cumulative incidence); ``times`` is empty for an arm with no rise that pools
+    ``threshold`` events (it is not drawn). Events are counted among units of positive
+    weight (a unit of weight 0 does not move the curve).
+    """
+    from ..estimate._nonparam import time_index
+
+    cif = hasattr(fitted, "cumulative_incidence_at")
+    start = 0.0 if cif else 1.0
+    out = {}
+    for g, (pl, _) in fitted.fits_.items():
+        first = (pl.cause_index == 1) & (pl.w > 0)
+        events = np.bincount(pl.pos - 1, weights=first.astype(float), minlength=pl.M)
+        pts = published_steps(pl.time, events, threshold, horizon, anchors)
+        J = time_index(pl, pts)
+        curve = pl.cif[:, 0] if cif else pl.surv
+        vals = np.where(J > 0, curve[np.maximum(J, 1) - 1], start)
+        label = fitted.labels_.get(g, g)
+        if not np.any(vals != start):
+            out[label] = (np.empty(0), np.empty(0))
+        else:
+            out[label] = (np.r_[0.0, pts], np.r_[start, vals])
+    return out
+
+
+def curve_chart(res, outcome: str, threshold: int, ax=None, horizon: float | None = None, anchors=()):
+    """Cumulative incidence (or Kaplan–Meier) by arm with a suppressed at-risk table under it.
+
+    The curves are drawn in steps of whole months that pool at least ``threshold`` events
+    each (:func:`published_curve`): no exact per-event step is in the figure, and so none
+    in its SVG path data. An arm with no such step is marked, not drawn.
+    """
     fitted = res.cif if res.cif is not None else res.km
     if fitted is None:
         return None
     with plt.rc_context(STYLE):
         ax = _ax(ax, (8, 5.2))
-        tab = fitted.table_
-        ycol = "cif_event" if res.cif is not None else "surv"
-        start = 0.0 if res.cif is not None else 1.0
-        groups = list(dict.fromkeys(tab["group"]))
+        groups = [fitted.labels_.get(g, g) for g in fitted.fits_]
         colour = {g: (TREATED_COLOUR if str(g).lower().startswith(("treat", "served", "true")) else COMPARISON_COLOUR) for g in groups}
-        tmax = horizon or float(tab["time"].max())
+        # without a horizon the axis ends at a month end, not at the last (single) event time
+        last = max(float(pl.time.max()) for pl, _ in fitted.fits_.values())
+        tmax = horizon or float(-(-int(np.ceil(last)) * 12 // 365) * 365 // 12 or 1)
+        curves = published_curve(fitted, threshold, tmax, anchors)
         for g in groups:
-            sub = tab[(tab["group"] == g) & (tab["time"] <= tmax)]
             name = "Served" if colour[g] == TREATED_COLOUR else "Matched comparison"
-            ax.step(np.r_[0, sub["time"]], np.r_[start, sub[ycol]], where="post", color=colour[g], lw=2.5, label=name)
+            t, v = curves[g]
+            if t.size:
+                ax.step(t, v, where="post", color=colour[g], lw=2.5, label=name)
+            else:
+                ax.plot([], [], color=colour[g], lw=2.5, ls=":", label=f"{name}: not drawn (fewer than {threshold} events)")
         ax.set_xlim(0, tmax)
         ax.set_ylim(0, 1)
         ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
