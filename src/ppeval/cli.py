@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     redact = _Redactor()
     progress = _Progress(quiet=args.quiet, redact=redact)
+    _Terminated.requested = False
     previous_term = _terminate_like_interrupt()
     try:
         with warnings.catch_warnings():
@@ -429,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ppeval {args.command}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        if _Terminated.requested:
+            print("ppeval: terminated", file=sys.stderr)
+            return 143
         if os.environ.get("PPEVAL_DEBUG"):
             raise
         # No traceback: it can quote data values, and the message is what a user can act on.
@@ -449,12 +453,17 @@ def main(argv: list[str] | None = None) -> int:
 class _Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` and clean-up runs."""
 
+    # set by the handler: raised inside a C extension's import, the exception arrives
+    # re-wrapped (ImportError), and must still end the run as a termination, not a bug
+    requested = False
+
 
 def _terminate_like_interrupt():
     """Let SIGTERM unwind the run as SIGINT does (temporary output folders removed)."""
     import signal
 
     def handler(signum, frame) -> None:  # noqa: ARG001
+        _Terminated.requested = True
         raise _Terminated()
 
     try:
