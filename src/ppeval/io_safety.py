@@ -97,10 +97,11 @@ def write_manifest(folder: str | Path) -> Path:
     return target
 
 
-def _refuse(where: Path, why: str) -> OutputRefused:
+def _refuse(where: Path, why: str, what: str = "folder") -> OutputRefused:
+    fresh = "a new or empty folder" if what == "folder" else "a new file name"
     return OutputRefused(
         f"refusing to replace {where}: {why}; nothing was deleted. "
-        "Choose a new or empty folder for --out (ppeval only replaces a folder it wrote itself)"
+        f"Choose {fresh} for --out (ppeval only replaces a {what} it wrote itself)"
     )
 
 
@@ -147,18 +148,18 @@ def check_replaceable_file(path: str | Path) -> None:
     """Raise :class:`OutputRefused` unless ``path`` is missing or a file ppeval wrote, unchanged."""
     path = Path(path)
     if path.is_symlink():
-        raise _refuse(path, f"it is a symbolic link (to {os.readlink(path)})")
+        raise _refuse(path, f"it is a symbolic link (to {os.readlink(path)})", "file")
     if not path.exists():
         return
     if not path.is_file():
-        raise _refuse(path, "it exists and is not a file")
+        raise _refuse(path, "it exists and is not a file", "file")
     try:
         rec = json.loads(_sidecar(path).read_text(encoding="utf-8"))
         ok = rec["sha256"] == _sha256(path) and int(rec["size"]) == path.stat().st_size
     except (OSError, ValueError, KeyError, TypeError):
-        raise _refuse(path, f"the file exists and ppeval did not write it (no {_sidecar(path).name})") from None
+        raise _refuse(path, f"the file exists and ppeval did not write it (no {_sidecar(path).name})", "file") from None
     if not ok:
-        raise _refuse(path, "the file was changed since ppeval wrote it")
+        raise _refuse(path, "the file was changed since ppeval wrote it", "file")
 
 
 def record_file(path: str | Path) -> Path:
