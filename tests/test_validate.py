@@ -882,6 +882,8 @@ def test_validate_100k_children_under_5_seconds():
     expected |= {
         ("reports.csv", int(r)) for r in ext.reports.index[ext.reports["child_id"] == "C500"] + 2
     }
+    # and its crosswalk row links the family to no child
+    expected |= {("families.csv", int(r)) for r in ext.families.index[ext.families["child_id"] == "C500"] + 2}
     assert {(p.file, p.row) for p in rep.problems} == expected
 
 

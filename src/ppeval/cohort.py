@@ -94,6 +94,8 @@ class SampleFlow:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        #: how the program roster links to the extract, in families (see :meth:`linkage_frame`)
+        self.linkage: dict[str, int] = {}
 
     def add(self, step: str, treated: pd.Series, kind: str = "step", keep: pd.Series | None = None) -> None:
         """Record the units (``keep``, default all) of a step, split by the ``treated`` flag."""
@@ -106,6 +108,22 @@ class SampleFlow:
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows, columns=["step", "kind", "treated", "comparison"])
         df["total"] = df["treated"] + df["comparison"]
+        return df
+
+    def linkage_frame(self) -> pd.DataFrame:
+        """The program roster's families: on the roster, linked to a child, served in the cohort.
+
+        ``share`` is of the families on the roster. Empty when there is no roster.
+        """
+        labels = {
+            "roster_families": "families on the program roster",
+            "linked_families": "linked to a child in the extract",
+            "served_in_cohort": "with a unit counted as served in the analysis cohort",
+        }
+        rows = [{"step": labels[k], "families": v} for k, v in self.linkage.items() if k in labels]
+        df = pd.DataFrame(rows, columns=["step", "families"])
+        total = self.linkage.get("roster_families", 0)
+        df["share"] = df["families"] / total if total else np.nan
         return df
 
     def to_records(self) -> list[dict[str, Any]]:
@@ -788,7 +806,26 @@ def build_cohort(
                 at_risk = data[f"{name}_status"].notna() if f"{name}_status" in data else pd.Series(True, index=data.index)
                 flow.add(f"{col}: window not yet observed at the extract date (left out of this rate)", data["treated"], kind="window", keep=original & at_risk & data[col].isna())
     settings["outcomes"] = outcomes
+    flow.linkage = _roster_linkage(enr, family_of, children.index, data)
     return Cohort(data.reset_index(drop=True), flow, design, unit, ex, cov, outcomes, settings, engine, children_rows)
+
+
+def _roster_linkage(enr: pd.DataFrame, family_of: pd.Series, child_ids: pd.Index, data: pd.DataFrame) -> dict[str, int]:
+    """Families on the roster, those with a child in the extract, those served in the cohort.
+
+    A roster whose ids do not match the extract's (leading zeros, a second id system) shows
+    up here as a low linked share even when validation could not tell which rows are wrong.
+    """
+    if enr.empty:
+        return {}
+    roster = pd.Index(enr["family_id"].astype("string").dropna().unique())
+    with_child = pd.Index(family_of.reindex(child_ids.astype("string")).dropna().astype("string").unique())
+    served = pd.Index(data.loc[data["treated"].astype(bool), "family_id"].astype("string").dropna().unique())
+    return {
+        "roster_families": len(roster),
+        "linked_families": int(roster.isin(with_child).sum()),
+        "served_in_cohort": int(roster.isin(served).sum()),
+    }
 
 
 def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine) -> pd.DataFrame:

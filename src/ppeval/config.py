@@ -73,6 +73,8 @@ SPEC: dict[str, Any] = {
         "families": ((dict,), None),
         "engine": ((str,), "pandas"),
         "max_file_mb": ((int, float), DEFAULT_MAX_FILE_MB),
+        # rules that make ids compare equal across tables (see ppeval.load.ids); none by default
+        "id_normalise": ((list,), []),
     },
     "cohort": {
         "design": ((str,), "in_care"),
@@ -303,7 +305,10 @@ def _check_choices(cfg: Config) -> None:
     max_mb = cfg["data"]["max_file_mb"]
     if not max_mb > 0 or max_mb == float("inf"):
         raise ConfigError(f"config: data.max_file_mb = {max_mb!r} must be a positive number of megabytes, e.g. 50000")
+    from .load.ids import check_rules
     from .privacy import check_suppress_below  # privacy is heavy; config stays light to import
+
+    check_rules(cfg["data"]["id_normalise"])
 
     check_suppress_below(cfg["report"]["suppress_below"], cfg["report"]["allow_unsuppressed"])
     if not 0 <= cfg["seed"] < 2**32:

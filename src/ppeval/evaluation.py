@@ -33,6 +33,7 @@ from .cohort import Cohort, build_cohort_from_config
 from .config import Config
 from .errors import ConfigError, DataError
 from .extract import Extract
+from .load.ids import normalise_ids
 from .problems import ValidationReport
 
 #: Outcomes estimated by default for each design when the config names none.
@@ -124,7 +125,8 @@ class Evaluation:
         raw = {"data": {"extract_date": extract_date}, **sections}
         cfg = Config.from_dict(raw)
         tables = {"children": children, "episodes": episodes, "reports": reports, "participation": participation, "families": families}
-        ext = Extract({k: v for k, v in tables.items() if v is not None}, extract_date, config=cfg)
+        given = {k: v for k, v in tables.items() if v is not None}
+        ext = Extract(normalise_ids(given, cfg["data"].get("id_normalise") or ()), extract_date, config=cfg)
         return cls(cfg, extract=ext, progress=progress)
 
     def _say(self, message: str) -> None:

@@ -93,6 +93,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .load.ids import explain_mismatch, fix_hint
 from .problems import ERROR, WARNING, Problem, ValidationReport
 
 if TYPE_CHECKING:
@@ -899,6 +900,46 @@ def _check_family_agreement(ctx: _Context) -> list[Problem]:
     )
 
 
+def _hinted(t: _Table, col: str, positions: np.ndarray, message: str, targets: list[pd.Series]) -> list[str]:
+    """``message`` for each unlinked row, with what would make its id link when a rule does.
+
+    Only the rows a check lists one by one get a hint (the rest are counted in one line):
+    hinting a whole statewide file whose ids all lost their zeros would cost seconds and
+    say nothing new.
+    """
+    pos = np.asarray(positions, dtype=np.int64)
+    out = [message] * pos.size
+    if pos.size == 0 or not targets:
+        return out
+    order = np.argsort(pos, kind="stable")[:MAX_LISTED_PER_CHECK]
+    hints = explain_mismatch(t.df[col].iloc[pos[order]], pd.concat(targets, ignore_index=True))
+    for i, h in zip(order, hints, strict=True):
+        if h is not None:
+            out[i] = f"{message}; {fix_hint(h)}"
+    return out
+
+
+def _check_crosswalk(ctx: _Context, kids: _Lookup) -> list[Problem]:
+    """Crosswalk rows whose child is in no children table: the family link reaches no one."""
+    f, c = ctx.t["families"], ctx.t["children"]
+    if not (f.n and f.has("child_id") and c.n and c.has("child_id") and ctx.usable("children", "families")):
+        return []
+    codes = f.code("child_id")
+    bad = np.flatnonzero((codes >= 0) & (kids(codes) < 0))
+    return f.emit(
+        bad,
+        ERROR,
+        "child_id",
+        "a child_id listed in the children table",
+        _hinted(
+            f, "child_id", bad,
+            "crosswalk row of a child who is not in the children table: the family's enrolment "
+            "cannot reach this child, so a served child may be counted as a comparison",
+            [c.df["child_id"]],
+        ),
+    )
+
+
 def _check_participation(ctx: _Context, kids: _Lookup, cw: _Crosswalk) -> list[Problem]:
     t = ctx.t["participation"]
     if t.n == 0:
@@ -909,13 +950,17 @@ def _check_participation(ctx: _Context, kids: _Lookup, cw: _Crosswalk) -> list[P
     if ctx.t["children"].n and ctx.usable("children"):
         bad_child = (child >= 0) & (kids(child) < 0)
         linked &= ~bad_child
+        pos = np.flatnonzero(bad_child)
         out += t.emit(
-            np.flatnonzero(bad_child),
+            pos,
             ERROR,
             "child_id",
             "a child_id listed in the children table",
-            "enrolment of a child who is not in the children table: the child could "
-            "not be counted as treated",
+            _hinted(
+                t, "child_id", pos,
+                "enrolment of a child who is not in the children table: the child could not be counted as treated",
+                [ctx.t["children"].df["child_id"]],
+            ),
         )
     # the crosswalk is incomplete when its source could not be read: judge nothing on it
     crosswalk_ok = ctx.usable("families") and (ctx.t["families"].n > 0 or ctx.usable("children"))
@@ -931,13 +976,18 @@ def _check_participation(ctx: _Context, kids: _Lookup, cw: _Crosswalk) -> list[P
         if cw.known_family.any()
         else " (no crosswalk: no families table and no children.family_id)"
     )
+    pos = np.flatnonzero(bad_fam)
+    family_ids = [ctx.t[n].df["family_id"] for n in ("families", "children") if ctx.t[n].n and ctx.t[n].has("family_id")]
     out += t.emit(
-        np.flatnonzero(bad_fam),
+        pos,
         ERROR,
         "family_id",
         "a family_id listed in the families crosswalk",
-        "enrolment of a family that is not in the families crosswalk: its children "
-        f"could not be counted as treated{why}",
+        _hinted(
+            t, "family_id", pos,
+            f"enrolment of a family that is not in the families crosswalk: its children could not be counted as treated{why}",
+            family_ids,
+        ),
     )
 
     if t.has("enrolled_date"):
@@ -1108,6 +1158,7 @@ def validate_extract(ext: Extract) -> ValidationReport:
         lambda: _check_episode_sequence(ctx),
         lambda: _check_reports(ctx, kids),
         lambda: _check_family_agreement(ctx),
+        lambda: _check_crosswalk(ctx, kids),
         lambda: _check_participation(ctx, kids, cw),
     ]
     problems = list(ext.load_problems)

@@ -50,6 +50,7 @@ from ..extract import Extract
 from .afcars import load_afcars
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, LoadResult, to_canonical
 from .duckdb_engine import resolve_engine
+from .ids import normalise_ids
 from .ncands import load_ncands
 from .readers import RawTable, file_size_cap, out_of_memory, read_file
 from .sql import connect_readonly, read_sql
@@ -253,7 +254,8 @@ def load_extract(
     cfg = config if isinstance(config, Config) else Config.from_toml(config)
     res = load_config(cfg, max_problems_per_column=max_problems_per_column)
     return Extract(
-        tables=res.frames(),
+        # ids compared under the rules the config asks for, on every side of every link
+        tables=normalise_ids(res.frames(), cfg["data"].get("id_normalise") or ()),
         extract_date=cfg["data"]["extract_date"],
         inputs=res.inputs,
         load_problems=res.problems,

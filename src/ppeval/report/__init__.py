@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from .. import __version__
 from .. import outcomes as oc
+from ..load.ids import check_rules
 from ..privacy import (
     SUPPRESSED_TEXT,
     UNSUPPRESSED_NOTE,
@@ -46,6 +47,7 @@ from .content import (
     days_rows,
     finding_sentence,
     flow_table,
+    linkage_table,
     fmt_days,
     fmt_days_diff,
     fmt_effect,
@@ -232,7 +234,15 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     weights = _censoring_weight_text(ev)
     if weights:
         paras[0] += " " + weights
+    rules = ev.config["data"].get("id_normalise") or []
+    if rules:
+        paras[0] += (" Identifiers were compared across the files with " + " and ".join(ID_RULE_WORDS[r] for r in check_rules(rules))
+                     + " (the config's data.id_normalise), so that the files link.")
     return paras
+
+
+#: how each ``[data] id_normalise`` rule is described in the methods
+ID_RULE_WORDS = {"whitespace": "surrounding spaces removed", "case": "letter case ignored", "leading_zeros": "leading zeros ignored"}
 
 
 def _privacy_sentence(threshold: int) -> str:
@@ -297,6 +307,7 @@ def build(ev) -> dict[str, Any]:
     headline = choose_headline(rows, cohort.design)
     counts = ms.counts
     flow = flow_table(cohort.flow.to_frame(), thr, matched=(counts["treated_matched"], counts["comparison_matched"]))
+    linkage = linkage_table(cohort.flow.linkage, thr)
     cd = cohort.data
     tr, cmp_ = _arm_masks(cd)
     cohort_n = {"treated": int(tr.sum()), "comparison": int(cmp_.sum())}
@@ -323,6 +334,7 @@ def build(ev) -> dict[str, Any]:
         "defaults_applied": defaults,
         "inputs": [{"path": f["path"], "sha256": f["sha256"], "table": f["table"], "rows": suppress_value(f["rows"], thr)} for f in ev.extract.provenance()],
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
+        "linkage": [{"step": r["step"], **_counts({"families": r["families"]}, thr), "share_percent": r["share"]} for _, r in linkage.iterrows()],
         "summary": [finding_sentence(r, phrases) for r in headline],
     }
     if thr < 2:  # only then, so suppressed reports keep their bytes
@@ -406,7 +418,7 @@ def build(ev) -> dict[str, Any]:
     res["subgroups"] = _jsonable(sub.drop(columns=["method"], errors="ignore").to_dict(orient="records")) if not sub.empty else []
     res["notes"] = list(ev.notes)
     return {
-        "results": res, "rows": rows, "days": days, "headline": headline, "phrases": phrases, "flow": flow, "table1": t1,
+        "results": res, "rows": rows, "days": days, "headline": headline, "phrases": phrases, "flow": flow, "linkage": linkage, "table1": t1,
         "balance": bal, "matched": ms, "subgroups": sub, "sensitivity": sens, "methods": _methods(ev, ms, bal), "threshold": thr,
     }
 
@@ -599,6 +611,7 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "p4p_rows": [r for r in rows if r.outcome in ("reunification", "tpr")],
         "headline_charts": [c for c in headline_charts if c is not None and not c["caption"].endswith("too small to publish.")][:2],
         "flow_html": _html_table(content["flow"], ("treated", "comparison", "total"), content["threshold"]),
+        "linkage_html": _html_table(content["linkage"].rename(columns={"share": "% of roster"}), ("families",), content["threshold"]) if len(content["linkage"]) else "",
         "table1_html": _html_table(content["table1"], (), content["threshold"]),
         "balance": content["balance"], "methods": content["methods"], "results": content["results"],
         "threshold": content["threshold"], "suppression_sentence": suppression_sentence(content["threshold"]), "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),

@@ -134,6 +134,42 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
     return rows
 
 
+def linkage_table(linkage: dict[str, int], threshold: int) -> pd.DataFrame:
+    """How the program roster links to the extract, in families, with small counts suppressed.
+
+    Columns ``step``, ``families`` (None when suppressed) and ``share`` (a percentage of the
+    roster's families, None when it or the count it comes from is suppressed). The families
+    left out between two rows are counts too: when one of them is small, the smaller of the
+    two rows it separates is hidden with it (complementary suppression), so no difference of
+    published rows is a small count.
+
+    >>> linkage_table({"roster_families": 237, "linked_families": 237, "served_in_cohort": 130}, 11)["families"].tolist()
+    [237, 237, 130]
+    >>> linkage_table({"roster_families": 237, "linked_families": 232, "served_in_cohort": 130}, 11)["families"].tolist()
+    [237, None, 130]
+    """
+    cols = ["step", "families", "share"]
+    if not linkage.get("roster_families"):
+        return pd.DataFrame(columns=cols)
+    n, linked, served = (int(linkage[k]) for k in ("roster_families", "linked_families", "served_in_cohort"))
+    t = pd.DataFrame(
+        {"families": [n, linked, n - linked, served, linked - served]},
+        index=["roster", "linked", "not_linked", "served", "not_served"],
+    )
+    res = suppress_counts(t, ["families"], threshold, row_sums={"roster": ["linked", "not_linked"], "linked": ["served", "not_served"]})
+    shown = res.table["families"]
+    labels = {"roster": "families on the program roster", "linked": "linked to a child in the extract",
+              "served": "with a unit counted as served in the analysis cohort"}
+    rows = []
+    for k, label in labels.items():
+        v = shown[k]
+        count = None if v is None or pd.isna(v) else int(v)
+        share = None if count is None or shown["roster"] is None or pd.isna(shown["roster"]) else round(100 * count / n, 1)
+        rows.append({"step": label, "families": count, "share": share})
+    # object columns: a suppressed count stays None, not a float NaN beside integer counts
+    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in cols})
+
+
 def flow_table(flow: pd.DataFrame, threshold: int, matched: tuple[int, int] | None = None) -> pd.DataFrame:
     """The sample flow with small counts suppressed.
 
