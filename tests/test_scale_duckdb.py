@@ -11,6 +11,7 @@ DLstFCDt) and on hand-made edge cases. Skipped when DuckDB is not installed.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from scripts import load_script
 
 from ppeval.cohort import build_cohort  # noqa: E402
 from ppeval.config import Config  # noqa: E402
-from ppeval.errors import ConfigError  # noqa: E402
+from ppeval.errors import ConfigError, DataError  # noqa: E402
 from ppeval.load import afcars, duckdb_engine, load_extract, ncands  # noqa: E402
 from ppeval.load.duckdb_engine import load_afcars_duckdb, load_ncands_duckdb, resolve_engine  # noqa: E402
 from ppeval.synthetic import write_synthetic  # noqa: E402
@@ -217,3 +218,22 @@ def test_binary_files_with_dates_outside_the_packed_range(tmp_path):
     # the record of period 2015-09 is the later one: its DOB (1700) wins over 2010
     assert res["children"]["birth_date"].astype(str).tolist() == ["1700-05-05", "2011-02-02"]
     assert res["episodes"]["tpr_mother_date"].astype(str).tolist() == ["NaT", "2255-01-01"]
+
+
+def test_threads_follow_the_memory_limit_and_the_allowed_cores():
+    """DuckDB's own default counts the host's cores, and each thread needs ~128 MiB of
+    buffers: under a small limit every extra thread is an OutOfMemoryException waiting."""
+    import duckdb
+
+    con = duckdb.connect()
+    cores = len(os.sched_getaffinity(0))
+    for limit, expected in (("24MB", 1), ("200MB", 1), ("300MB", min(cores, 2)), ("64GB", cores)):
+        con.execute(f"SET memory_limit = '{limit}'")
+        assert duckdb_engine._threads(con) == expected, limit
+
+
+def test_running_out_of_duckdb_memory_is_a_data_error_naming_the_limit(tmp_path, monkeypatch):
+    folder = write_synthetic(tmp_path / "syn", n_children=3000, seed=5, canonical=False)
+    monkeypatch.setenv("PPEVAL_DUCKDB_MEMORY_LIMIT", "1MB")
+    with pytest.raises(DataError, match=r"AFCARS files .*DuckDB ran out of memory under its limit of 1MB.*PPEVAL_DUCKDB_MEMORY_LIMIT"):
+        load_extract(_with_engine(folder / "eval.toml", "duckdb"))

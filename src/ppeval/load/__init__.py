@@ -187,7 +187,8 @@ def load_config(config: Config, *, max_problems_per_column: int | None = DEFAULT
 def _load_config(config: Config, data: Mapping[str, Any], max_problems_per_column: int | None) -> LoadResult:
     res = LoadResult()
     loaders = {"afcars": load_afcars, "ncands": load_ncands}
-    if resolve_engine(config) == "duckdb":
+    engine = resolve_engine(config)
+    if engine == "duckdb":
         # stacked out of core; the same tables as the pandas engine (tests/test_scale_duckdb.py)
         from .duckdb_engine import load_afcars_duckdb, load_ncands_duckdb
 
@@ -204,8 +205,13 @@ def _load_config(config: Config, data: Mapping[str, Any], max_problems_per_colum
                     columns=preset.get("columns"),
                     max_problems_per_column=max_problems_per_column,
                 )
-            except MemoryError:
+            except MemoryError as exc:
                 files = ", ".join(map(str, preset["paths"]))
+                if engine == "duckdb":
+                    raise DataError(
+                        f"the {name.upper()} files ({files}): {exc}; raise PPEVAL_DUCKDB_MEMORY_LIMIT (default 2GB) "
+                        "or set PPEVAL_DUCKDB_TEMP to a folder on a disk with room to spill"
+                    ) from None
                 raise DataError(out_of_memory(f"the {name.upper()} files ({files})").replace("this file", "them")) from None
             res.extend(loaded)
     for table in SOURCE_TABLES:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -160,13 +161,44 @@ def _database() -> Iterator[Any]:
         try:
             limit = os.environ.get("PPEVAL_DUCKDB_MEMORY_LIMIT", "2GB").replace("'", "")
             con.execute(f"SET memory_limit = '{limit}'")
+            con.execute(f"SET threads = {_threads(con)}")
             con.execute(f"SET temp_directory = '{Path(tmp) / 'spill'}'")
             con.execute("SET enable_progress_bar = false")
             # every result is ordered by explicit unique keys: insertion order is not needed
             con.execute("SET preserve_insertion_order = false")
-            yield con
+            try:
+                yield con
+            except duckdb.Error as exc:
+                # out of buffer memory also arrives as a failed commit ("could not allocate block")
+                if not isinstance(exc, duckdb.OutOfMemoryException) and "could not allocate" not in str(exc):
+                    raise
+                # the loaders turn MemoryError into a message naming the files and the limit
+                first = str(exc).splitlines()[0]
+                raise MemoryError(f"DuckDB ran out of memory under its limit of {limit} ({first})") from None
         finally:
             con.close()
+
+
+#: DuckDB's documented floor of buffer memory per worker thread: below it, joins and
+#: aggregations fail with OutOfMemoryException instead of spilling
+MEMORY_PER_THREAD = 128 * 2**20
+
+
+def _threads(con: Any) -> int:
+    """Worker threads: the cores this process may use, fewer when the memory limit is small.
+
+    DuckDB counts the machine's cores, not the ones a container or ``taskset`` allows, and
+    every thread reserves buffers of its own: with a small limit on a many-core host that
+    alone runs out of memory (DuckDB's advice for OutOfMemoryException: fewer threads).
+    """
+    # DuckDB shows the limit in binary units, e.g. "22.8 MiB" for '24MB'
+    shown = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGTP]?i?B|bytes)?\s*", shown)
+    units = {"B": 1, "bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+    nbytes = float(m.group(1)) * units.get(m.group(2) or "B", 1) if m and (m.group(2) or "B") in units else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_memory = max(1, int(nbytes) // MEMORY_PER_THREAD) if nbytes else cores
+    return max(1, min(cores, by_memory))
 
 
 def _q(name: str) -> str:
