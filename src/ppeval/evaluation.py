@@ -31,7 +31,7 @@ import pandas as pd
 
 from .cohort import Cohort, build_cohort_from_config
 from .config import Config
-from .errors import ConfigError, DataError
+from .errors import ConfigError, ConvergenceError, DataError
 from .extract import Extract
 from .problems import ValidationReport
 
@@ -316,8 +316,13 @@ class Evaluation:
 
     @cached_property
     def estimates(self) -> dict[str, Any]:
-        """Outcome name -> :class:`~ppeval.estimate.EffectResults` on the matched sample."""
-        from .estimate import estimate
+        """Outcome name -> :class:`~ppeval.estimate.EffectResults` on the matched sample.
+
+        An outcome whose model cannot be fitted (an arm without events, a model that does
+        not converge) is kept with ``estimable = False`` and its ``reason``; its effects
+        carry NaN, and the other outcomes are estimated as usual.
+        """
+        from .estimate import OUTCOME_WORDS, EffectResults, estimate
 
         out = {}
         matched = self.matched
@@ -335,10 +340,14 @@ class Evaluation:
                 warnings.simplefilter("always")
                 try:
                     out[name] = estimate(self.matched, outcome=name, **kwargs)
-                except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError) as exc:
+                except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError,
+                        ConvergenceError) as exc:
                     # one outcome that cannot be estimated (too few events, a model that does
-                    # not converge) must not cost the whole report: it is listed instead
-                    self.notes.append(f"{name}: effects not estimated ({exc})")
+                    # not converge) must not cost the whole report: it is kept as not
+                    # estimable, with the outcome named and why (estimate() itself already
+                    # turns an arm without events into that; this is for the rest)
+                    label = OUTCOME_WORDS.get(name, (name,))[0]
+                    out[name] = EffectResults(name, [], reason=f"{label}: not estimable — {exc}")
             # a library call stays quiet: numerical warnings become notes in the report
             for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
                 self.notes.append(f"{name}: {msg}")
