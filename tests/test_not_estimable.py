@@ -256,3 +256,26 @@ def test_out_of_memory_names_the_stage(c900, monkeypatch, capsys):
     assert not (out.parent / "oom").exists()
     assert 'engine = "duckdb"' in _out_of_memory_text("loading the extract")
     assert 'duckdb' not in _out_of_memory_text("estimating effects on reentry")
+
+
+def test_a_window_ratio_not_estimable_is_said_in_the_table_and_caption(c900):
+    """A window's ratio that is not finite reads "not estimable" with its reason; a row whose
+    difference is not estimable gets no finding and a caption that claims no difference."""
+    from ppeval.report import build, render
+    from ppeval.report.content import Phrases, choose_headline, rate_caption
+
+    config, _ = c900
+    ev = Evaluation.from_toml(config)
+    content = build(ev)
+    row = next(r for r in content["rows"] if (r.outcome, r.window_months) == ("reunification", 12))
+    why = "no unit in the comparison arm had the event, so the odds ratio is not finite"
+    row.effects["odds_ratio"] = {"estimate": None, "ci_low": None, "ci_high": None, "p_value": None, "method": "x", "reason": why}
+    html, _ = render(ev, content, [])
+    assert f"<li>Returned home (reunified) within 12 months, odds ratio: not estimable — {why}</li>" in html
+    assert html.count("<td>not estimable</td>") == 1
+    row.effects["risk_difference"] = {"estimate": None, "ci_low": None, "ci_high": None, "p_value": None, "method": "x",
+                                      "reason": "every unit in both arms had the event, so its uncertainty cannot be estimated"}
+    assert row not in choose_headline(content["rows"], "in_care")
+    cap = rate_caption(row, Phrases.for_unit("child", "program"))
+    assert cap.endswith("(the difference is not estimable: every unit in both arms had the event, so its uncertainty cannot be estimated)")
+    assert "often" not in cap and "significant" not in cap

@@ -455,8 +455,11 @@ class Evaluation:
                          f"{bal.max_abs_smd_after:.3f} after matching.</p>")
             eff = self.effects_table()
             if not eff.empty:
-                head = eff[eff["measure"].isin(["hazard_ratio", "risk_difference"])]
+                # an outcome with nothing fitted has one row without a measure: shown with its reason
+                head = eff[eff["measure"].isin(["hazard_ratio", "risk_difference"]) | eff["measure"].isna()]
                 cols = ["outcome", "measure", "window_months", "estimate", "ci_low", "ci_high", "p_value"]
+                if head["reason"].notna().any():
+                    cols.append("reason")
                 parts.append("<h4>Headline effects</h4>" + head[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep=""))
         except Exception as exc:  # a dashboard shows what it can, and why the rest is missing
             parts.append(f"<p><b>Not available:</b> {html.escape(str(exc))}</p>")
