@@ -147,7 +147,7 @@ def test_the_other_outcomes_equal_a_run_without_reentry(c900):
 
 
 def test_notebook_path_gives_a_result_not_an_exception(c900, monkeypatch):
-    config, _ = c900
+    config, out = c900
     ev = Evaluation.from_toml(config)
     r = ev.estimates["reentry"]
     assert r.estimable is False and r.reason.startswith("re-entry: not estimable — the comparison arm has no re-entries")
@@ -160,17 +160,32 @@ def test_notebook_path_gives_a_result_not_an_exception(c900, monkeypatch):
     real = est_mod.estimate
 
     def failing(data, outcome=None, **kw):
-        if outcome == "tpr":
+        if outcome == "reunification":
             raise ConvergenceError("the Cox model did not converge in 50 iterations")
         return real(data, outcome=outcome, **kw)
 
     monkeypatch.setattr(est_mod, "estimate", failing)
     del ev.__dict__["estimates"]
-    r = ev.estimates["tpr"]
-    assert r.reason == "termination of parental rights: not estimable — the Cox model did not converge in 50 iterations"
-    row = r.to_frame()
-    assert len(row) == 1 and row.loc[0, "outcome"] == "tpr" and row[list(NUMBERS)].isna().all(axis=None)
-    assert ev.estimates["reunification"].estimable and ev.estimates["reentry"].estimable is False
+    r = ev.estimates["reunification"]
+    assert r.reason == "reunification: not estimable — the Cox model did not converge in 50 iterations"
+    frame = r.to_frame()
+    hr = frame[frame.measure == "hazard_ratio"]
+    assert len(hr) == 1 and hr[list(NUMBERS)].isna().all(axis=None)
+    assert hr["reason"].iloc[0] == "the Cox model did not converge in 50 iterations"
+    assert ev.estimates["tpr"].estimable and ev.estimates["reentry"].estimable is False
+    # the report of that evaluation: the outcome marked and no finding about it, while its
+    # window rates are those of the normal run (each window estimated as estimate() does it)
+    from ppeval.report import build
+
+    content = build(ev)
+    o = content["results"]["outcomes"]["reunification"]
+    assert o["estimable"] is False and o["reason"] == r.reason
+    normal = json.loads((out / "results.json").read_text())["outcomes"]["reunification"]
+    assert [e for e in o["effects"] if e["window_months"]] == [e for e in normal["effects"] if e["window_months"]]
+    assert [e["measure"] for e in o["effects"] if not e["window_months"]] == ["hazard_ratio"]
+    assert content["not_estimable"]["reunification"].startswith("Reunification: not estimable")
+    assert content["headline"] and all(h.outcome not in ("reunification", "reentry") for h in content["headline"])
+    assert not any("returned home" in s for s in content["results"]["summary"])
 
 
 def test_cox_arm_without_events():

@@ -322,7 +322,7 @@ class Evaluation:
         not converge) is kept with ``estimable = False`` and its ``reason``; its effects
         carry NaN, and the other outcomes are estimated as usual.
         """
-        from .estimate import OUTCOME_WORDS, EffectResults, estimate
+        from .estimate import OUTCOME_WORDS, Effect, EffectResults, estimate
 
         out = {}
         matched = self.matched
@@ -345,13 +345,33 @@ class Evaluation:
                     # one outcome that cannot be estimated (too few events, a model that does
                     # not converge) must not cost the whole report: it is kept as not
                     # estimable, with the outcome named and why (estimate() itself already
-                    # turns an arm without events into that; this is for the rest)
+                    # turns an arm without events into that; this is for the rest). Its
+                    # window rates are estimated on their own, as estimate() does them.
                     label = OUTCOME_WORDS.get(name, (name,))[0]
-                    out[name] = EffectResults(name, [], reason=f"{label}: not estimable — {exc}")
+                    hr = Effect.not_estimable("hazard_ratio", str(exc), method="Cox proportional hazards model", outcome=name)
+                    out[name] = EffectResults(name, [hr, *self._window_effects(name, kwargs.get("windows"))],
+                                              reason=f"{label}: not estimable — {exc}")
             # a library call stays quiet: numerical warnings become notes in the report
             for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
                 self.notes.append(f"{name}: {msg}")
         return out
+
+    def _window_effects(self, name: str, windows: list[int] | None) -> list:
+        """The window effects of outcome ``name`` (each window a 0/1 outcome, as
+        :func:`~ppeval.estimate.estimate` does them), for an outcome whose time-to-event
+        model failed; a window that fails too is left out (its row says not estimable)."""
+        from .estimate import estimate
+        from .estimate._data import window_columns
+
+        effects = []
+        for months, col in window_columns(self.matched.data, name).items():
+            if windows is not None and months not in windows:
+                continue
+            try:
+                effects += estimate(self.matched, binary=col).effects
+            except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError, ConvergenceError):
+                continue
+        return effects
 
     @cached_property
     def days_in_care(self) -> pd.DataFrame:

@@ -113,6 +113,10 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
                             effects[e.measure]["reason"] = served_text(e.reason)
                         rate_t = _f(e.risk_treated) if e.risk_treated is not None else rate_t
                         rate_c = _f(e.risk_comparison) if e.risk_comparison is not None else rate_c
+                if not effects and not res.estimable:
+                    # nothing was fitted for this outcome: no difference, and no words about one
+                    effects["risk_difference"] = {"estimate": None, "ci_low": None, "ci_high": None, "p_value": None, "method": "",
+                                                  "reason": served_text(res.reason.split(" — ", 1)[-1])}
             raw.append({"outcome": name, "window_months": w, "label": f"{LABELS[name][1]} within {w} months", "n_treated": nt, "n_comparison": nc,
                         "events_treated": et, "events_comparison": ec, "rate_treated": rate_t, "rate_comparison": rate_c, "effects": effects})
     if not raw:
@@ -302,9 +306,11 @@ def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
 def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
     """Chart caption: one message, the numbers and the comparison."""
     what = LABELS[row.outcome][0]
+    rd = row.effects.get("risk_difference") or {}
+    if rd.get("reason") and (row.rate_treated is None or row.rate_comparison is None):
+        return f"{LABELS[row.outcome][1]} within {row.window_months} months: not estimable ({rd['reason']})"
     if row.rate_treated is None or row.rate_comparison is None:
         return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish"
-    rd = row.effects.get("risk_difference") or {}
     if rd.get("reason"):
         # no difference was estimated: no words about one either
         return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} "
