@@ -64,11 +64,15 @@ class _Progress:
         self.quiet = quiet
         self.t0 = time.perf_counter()
         self.redact = redact or _Redactor()
+        #: the stage running now (its progress message), kept with --quiet too, so that
+        #: running out of memory can say what was being done
+        self.stage: str | None = None
 
     # Progress lines and notices are ppeval's own texts (stage names, counts of rows, paths
     # from the config): they are not redacted, so a normal run never pays for building the
     # identifier guard. Problems, errors and warnings, which can quote data, are.
     def __call__(self, message: str) -> None:
+        self.stage = message
         if not self.quiet:
             print(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
@@ -422,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ppeval: terminated", file=sys.stderr)
         return 143
     except MemoryError:
-        print(f"ppeval {args.command}: out of memory; for a large extract try [data] engine = \"duckdb\"", file=sys.stderr)
+        print(f"ppeval {args.command}: {_out_of_memory_text(progress.stage)}", file=sys.stderr)
         return INTERNAL_ERROR
     except OSError as exc:
         # a file that cannot be written or read (permissions, a full disk): not a bug
@@ -448,6 +452,28 @@ def main(argv: list[str] | None = None) -> int:
             import signal
 
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _out_of_memory_text(stage: str | None) -> str:
+    """What ran out of memory, and the option that helps with it.
+
+    The DuckDB engine helps only while the extract is read (it keeps one file in memory at a
+    time); a later stage (matching, estimating, writing) holds the cohort, not the files.
+
+    Examples
+    --------
+    >>> _out_of_memory_text("matching")
+    'out of memory while matching (after the extract was read): use a machine with more memory, or a smaller cohort (a shorter entry window)'
+    """
+    if stage is None or stage.startswith("loading"):
+        return (f"out of memory while {stage or 'reading the config and the extract'}; for a large extract set "
+                "[data] engine = \"duckdb\" (it keeps one file in memory at a time), or use a machine with more memory")
+    if stage.startswith("generating"):
+        return f"out of memory while {stage}: ask for fewer children, or use a machine with more memory"
+    if stage.startswith("loaded"):
+        stage = "validating the extract"
+    return (f"out of memory while {stage} (after the extract was read): use a machine with more memory, "
+            "or a smaller cohort (a shorter entry window)")
 
 
 class _Terminated(BaseException):

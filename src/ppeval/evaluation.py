@@ -31,7 +31,7 @@ import pandas as pd
 
 from .cohort import Cohort, build_cohort_from_config
 from .config import Config
-from .errors import ConfigError, DataError
+from .errors import ConfigError, ConvergenceError, DataError
 from .extract import Extract
 from .load.ids import normalise_ids
 from .problems import ValidationReport
@@ -318,8 +318,13 @@ class Evaluation:
 
     @cached_property
     def estimates(self) -> dict[str, Any]:
-        """Outcome name -> :class:`~ppeval.estimate.EffectResults` on the matched sample."""
-        from .estimate import estimate
+        """Outcome name -> :class:`~ppeval.estimate.EffectResults` on the matched sample.
+
+        An outcome whose model cannot be fitted (an arm without events, a model that does
+        not converge) is kept with ``estimable = False`` and its ``reason``; its effects
+        carry NaN, and the other outcomes are estimated as usual.
+        """
+        from .estimate import OUTCOME_WORDS, Effect, EffectResults, estimate
 
         out = {}
         matched = self.matched
@@ -337,14 +342,38 @@ class Evaluation:
                 warnings.simplefilter("always")
                 try:
                     out[name] = estimate(self.matched, outcome=name, **kwargs)
-                except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError) as exc:
+                except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError,
+                        ConvergenceError) as exc:
                     # one outcome that cannot be estimated (too few events, a model that does
-                    # not converge) must not cost the whole report: it is listed instead
-                    self.notes.append(f"{name}: effects not estimated ({exc})")
+                    # not converge) must not cost the whole report: it is kept as not
+                    # estimable, with the outcome named and why (estimate() itself already
+                    # turns an arm without events into that; this is for the rest). Its
+                    # window rates are estimated on their own, as estimate() does them.
+                    label = OUTCOME_WORDS.get(name, (name,))[0]
+                    hr = Effect.not_estimable("hazard_ratio", str(exc), method="Cox proportional hazards model", outcome=name)
+                    out[name] = EffectResults(name, [hr, *self._window_effects(name, kwargs.get("windows"))],
+                                              reason=f"{label}: not estimable — {exc}")
             # a library call stays quiet: numerical warnings become notes in the report
             for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
                 self.notes.append(f"{name}: {msg}")
         return out
+
+    def _window_effects(self, name: str, windows: list[int] | None) -> list:
+        """The window effects of outcome ``name`` (each window a 0/1 outcome, as
+        :func:`~ppeval.estimate.estimate` does them), for an outcome whose time-to-event
+        model failed; a window that fails too is left out (its row says not estimable)."""
+        from .estimate import estimate
+        from .estimate._data import window_columns
+
+        effects = []
+        for months, col in window_columns(self.matched.data, name).items():
+            if windows is not None and months not in windows:
+                continue
+            try:
+                effects += estimate(self.matched, binary=col).effects
+            except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError, DataError, ConvergenceError):
+                continue
+        return effects
 
     @cached_property
     def days_in_care(self) -> pd.DataFrame:
@@ -448,8 +477,11 @@ class Evaluation:
                          f"{bal.max_abs_smd_after:.3f} after matching.</p>")
             eff = self.effects_table()
             if not eff.empty:
-                head = eff[eff["measure"].isin(["hazard_ratio", "risk_difference"])]
+                # an outcome with nothing fitted has one row without a measure: shown with its reason
+                head = eff[eff["measure"].isin(["hazard_ratio", "risk_difference"]) | eff["measure"].isna()]
                 cols = ["outcome", "measure", "window_months", "estimate", "ci_low", "ci_high", "p_value"]
+                if head["reason"].notna().any():
+                    cols.append("reason")
                 parts.append("<h4>Headline effects</h4>" + head[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep=""))
         except Exception as exc:  # a dashboard shows what it can, and why the rest is missing
             parts.append(f"<p><b>Not available:</b> {html.escape(str(exc))}</p>")

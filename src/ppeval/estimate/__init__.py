@@ -82,6 +82,61 @@ def _cox_method(design: Design, competing: bool, robust: bool, ties: str) -> str
     return f"{what}, {ties.capitalize()} ties, {w}; {se}"
 
 
+#: plain names of the cohort outcomes and of their events, for the reason an effect is not
+#: estimable (other outcomes go by their column name and "events")
+OUTCOME_WORDS = {
+    "reunification": ("reunification", "reunifications"),
+    "permanency": ("permanency", "exits to permanency"),
+    "tpr": ("termination of parental rights", "terminations of parental rights"),
+    "reentry": ("re-entry", "re-entries"),
+    "recurrence": ("recurrence of maltreatment", "new substantiated reports"),
+    "removal": ("removal", "removals"),
+    "time_in_care": ("leaving care", "exits from care"),
+}
+
+
+def _words(name: str | None) -> tuple[str, str]:
+    """(the outcome's plain name, the plural of its event)."""
+    return OUTCOME_WORDS.get(str(name), (str(name), "events"))
+
+
+def _no_events_reason(event: np.ndarray, treated: np.ndarray, noun: str, what: str) -> str | None:
+    """Why a ratio of hazards is not finite when an arm has no events (``None`` if both have some).
+
+    Zero is not a small count to hide: the tables publish it as 0.
+    """
+    et, ec = int((event & treated).sum()), int((event & ~treated).sum())
+    if et == 0 and ec == 0:
+        return f"neither arm has {noun}, so the {what} is not defined"
+    if et == 0 or ec == 0:
+        return f"the {'treated' if et == 0 else 'comparison'} arm has no {noun}, so the {what} is not finite"
+    return None
+
+
+def _fit_or_reason(fit, what: str):
+    """``(model, None)`` from ``fit()``, or ``(None, why)`` when the model cannot be fitted.
+
+    A model that does not converge, has a singular information matrix or a coefficient or
+    SE that is not finite gives no estimate; the single fitters raise, the outcome-level
+    call records why.
+    """
+    try:
+        model = fit()
+    except (ConvergenceError, np.linalg.LinAlgError):
+        # the model has the one treatment column, in both arms, with events in both (checked
+        # before): no convergence, or an information that vanishes, means the partial
+        # likelihood keeps rising as the ratio grows, e.g. when every event of one arm
+        # happened while no unit of the other arm was still followed
+        return None, (f"its partial likelihood has no finite maximum (it keeps rising as the ratio grows; R's coxph "
+                      f"warns \"coefficient may be infinite\"), so the {what} is not finite")
+    except FloatingPointError as exc:
+        return None, f"its model could not be fitted ({exc}), so there is no {what}"
+    b, se = model.params_.to_numpy(float), model.se_.to_numpy(float)
+    if not (np.isfinite(b).all() and np.isfinite(se).all()):
+        return None, f"its model gave no finite coefficient or standard error, so there is no {what}"
+    return model, None
+
+
 def _pairs_ok(design: Design) -> bool:
     if "match_id" not in design.df.columns:
         return False
@@ -308,6 +363,7 @@ def estimate(
     tests: dict = {}
     models: dict = {}
     km = cif = None
+    reason: str | None = None
     name = outcome or binary or event
     if models_cens is not None:
         models["enrolment_censoring"] = models_cens
@@ -343,18 +399,25 @@ def estimate(
         integer_w = bool(np.allclose(w, np.round(w)))
         robust = d.cluster is not None or not integer_w
         cl = d.cluster if d.cluster is not None else (np.arange(len(days)) if robust else None)
-        cph = CoxPH(ties=ties, robust=robust).fit_arrays(
-            t.astype(float)[:, None], days, ev, weights=w, cluster=cl, names=["treated"])
+        label, noun = _words(name)
         cox_method = _cox_method(d, competing, robust, ties)
-        ph_model = cph
-        if cens is not None and cens.model.n_enrolled_ > 0 and outcome is not None:
+        # no events in an arm: the partial likelihood rises without bound (R's coxph stops
+        # with "Loglik converged before variable 1; coefficient may be infinite" and prints
+        # a coefficient of about -20): not estimable, not a hazard ratio of 2e-9
+        why = _no_events_reason(ev, t, noun, "hazard ratio")
+        cph = ph_model = None
+        if why is None:
+            cph, why = _fit_or_reason(lambda: CoxPH(ties=ties, robust=robust).fit_arrays(
+                t.astype(float)[:, None], days, ev, weights=w, cluster=cl, names=["treated"]), "hazard ratio")
+            ph_model = cph
+        if cph is not None and cens is not None and cens.model.n_enrolled_ > 0 and outcome is not None:
             # comparison rows followed until their own enrolment: the hazard ratio weights
             # each row over time by 1/G(t), G its probability of not yet being censored
             sp = _ipcw_split(d, cens.model, cens.X(d.df), days, ev, outcome)
             cl_s = cl if cl is not None else np.arange(len(days))
-            cph = CoxPH(ties=ties, robust=True).fit_arrays(
+            cph, why = _fit_or_reason(lambda: CoxPH(ties=ties, robust=True).fit_arrays(
                 t.astype(float)[sp.row][:, None], sp.stop, sp.event, weights=sp.weight,
-                start=sp.start, cluster=cl_s[sp.row], names=["treated"])
+                start=sp.start, cluster=cl_s[sp.row], names=["treated"]), "hazard ratio")
             cox_method = (_cox_method(d, competing, True, ties)
                           + "; comparison rows followed until their own enrolment and weighted over time by the "
                           f"inverse probability of not yet being censored ({sp.text}; {cens.text}; the SE "
@@ -363,16 +426,22 @@ def estimate(
             comp_pieces = ~t[sp.row]
             tests[f"ipcw[{name} hazard ratio]"] = _weight_summary(
                 sp.weight[comp_pieces] / w[sp.row][comp_pieces], "comparison_pieces", cens.text)
-        models["cox"] = cph
-        effects.append(Effect.from_wald(
-            "hazard_ratio", float(np.exp(cph.params_["treated"])), float(cph.se_["treated"]),
-            method=cox_method, outcome=name, **counts))
-        try:
-            tests["proportional_hazards"] = ph_model.ph_test()
-        except np.linalg.LinAlgError:
-            pass
-        tests["logrank"] = logrank_test(days, ev.astype(int), t, weights=w)
-        if cph.robust_score_test_ is not None:
+        if cph is None:
+            reason = f"{label}: not estimable — {why}"
+            effects.append(Effect.not_estimable("hazard_ratio", why, method=cox_method, outcome=name, **counts))
+        else:
+            models["cox"] = cph
+            effects.append(Effect.from_wald(
+                "hazard_ratio", float(np.exp(cph.params_["treated"])), float(cph.se_["treated"]),
+                method=cox_method, outcome=name, **counts))
+        if ph_model is not None:
+            try:
+                tests["proportional_hazards"] = ph_model.ph_test()
+            except np.linalg.LinAlgError:
+                pass
+        if ev.any():  # without any event there is nothing to compare
+            tests["logrank"] = logrank_test(days, ev.astype(int), t, weights=w)
+        if cph is not None and cph.robust_score_test_ is not None:
             from scipy import stats as _st
 
             rs = cph.robust_score_test_
@@ -381,17 +450,24 @@ def estimate(
         if competing:
             fg_df = pd.DataFrame({"time": days, "status": status, "treated": t.astype(float), "w": w,
                                   "cl": cl if cl is not None else np.arange(len(days))})
-            fg = FineGray(ties=ties).fit(fg_df, "time", "status", ["treated"], weights_col="w",
-                                         cluster_col="cl")
-            models["fine_gray"] = fg
             se_txt = (f"cluster-robust SE by {d.cluster_text}" if d.cluster is not None
                       else "robust SE by unit")
-            effects.append(Effect.from_wald(
-                "subdistribution_hazard_ratio", float(np.exp(fg.params_["treated"])),
-                float(fg.se_["treated"]),
-                method=(f"Fine-Gray model (R survival::finegray + weighted coxph, {ties.capitalize()} "
-                        f"ties), competing exits kept in the risk set with censoring weights; {se_txt}"),
-                outcome=name, **counts))
+            fg_method = (f"Fine-Gray model (R survival::finegray + weighted coxph, {ties.capitalize()} "
+                         f"ties), competing exits kept in the risk set with censoring weights; {se_txt}")
+            fg_why = _no_events_reason(ev, t, noun, "subdistribution hazard ratio")
+            fg = None
+            if fg_why is None:
+                fg, fg_why = _fit_or_reason(lambda: FineGray(ties=ties).fit(
+                    fg_df, "time", "status", ["treated"], weights_col="w", cluster_col="cl"),
+                    "subdistribution hazard ratio")
+            if fg is None:
+                effects.append(Effect.not_estimable("subdistribution_hazard_ratio", fg_why, method=fg_method,
+                                                    outcome=name, **counts))
+            else:
+                models["fine_gray"] = fg
+                effects.append(Effect.from_wald(
+                    "subdistribution_hazard_ratio", float(np.exp(fg.params_["treated"])),
+                    float(fg.se_["treated"]), method=fg_method, outcome=name, **counts))
             comp = status == 2
             try:
                 cs2 = CoxPH(ties=ties, robust=True).fit_arrays(
@@ -438,8 +514,13 @@ def estimate(
                                 f"infinitesimal-jackknife SE with influences summed by {d.cluster_text}"),
                         outcome=name, window_months=months,
                         risk_treated=diff["cif_treated"], risk_comparison=diff["cif_comparison"]))
+    if binary is not None and effects and not effects[0].estimable:
+        # a 0/1 outcome's main effect is its risk difference
+        known = outcome_of(binary)
+        what = f"{_words(known)[0]} within {window_of(binary)} months" if known in OUTCOME_WORDS else binary
+        reason = f"{what}: not estimable — {effects[0].reason}"
     res = EffectResults(name, effects, secondary=secondary, km=km, cif=cif, tests=tests,
-                        flow=pd.DataFrame(flow), models=models, arms=_ARM_LABELS)
+                        flow=pd.DataFrame(flow), models=models, arms=_ARM_LABELS, reason=reason)
     res.sensitivity = _evalues(effects)
     return res
 

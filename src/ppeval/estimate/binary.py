@@ -188,15 +188,21 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
     models: dict = {}
     p1, p0 = counts["risk_treated"], counts["risk_comparison"]
     degenerate = p1 in (0.0, 1.0) or p0 in (0.0, 1.0)
+    why = _degenerate_reason(p1, p0)
+    rd_method = f"difference in weighted risks (weighted linear probability model, {wtext}); {setext}"
+    if p1 in (0.0, 1.0) and p0 in (0.0, 1.0):
+        # every row's outcome is its arm's (complete separation, or no variation at all):
+        # the residuals and so the SE are 0, and a difference of exactly 0 or 1 "with CI
+        # [d, d]" would be a number from nothing
+        return [Effect.not_estimable("risk_difference", why + ", so its uncertainty cannot be estimated",
+                                     method=rd_method, **common)] + _undefined(common, why), models
     if not adjust:
         lpm = fit_glm_cluster(y, X, w, cl, "identity")
         models["linear"] = lpm
         effects = [Effect.from_wald(
-            "risk_difference", lpm.params["treated"], lpm.bse["treated"],
-            method=f"difference in weighted risks (weighted linear probability model, {wtext}); {setext}",
-            **common)]
+            "risk_difference", lpm.params["treated"], lpm.bse["treated"], method=rd_method, **common)]
         if degenerate:
-            effects += _undefined(common, "a risk of 0 or 1 in an arm")
+            effects += _undefined(common, why)
             return effects, models
         pois = fit_glm_cluster(y, X, w, cl, "log")
         logit = fit_glm_cluster(y, X, w, cl, "logit")
@@ -208,10 +214,24 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
             "odds_ratio", np.exp(logit.params["treated"]), logit.bse["treated"],
             method=f"odds ratio (logistic regression, {wtext}); {setext}", **common))
         return effects, models
+    who = "the treated units" if target == "treated" else "all units"
+    base = (f"marginal (g-computation) from a weighted logistic model adjusted for "
+            f"{', '.join(adjust)}, averaged over {who}; delta-method SE from the {setext}")
     if degenerate:
-        raise ValueError("covariate adjustment needs events and non-events in both arms")
+        return [Effect.not_estimable(m, why + " (the adjusted logistic model has no finite fit)",
+                                     method=f"{m.replace('_', ' ')}, {base}", **common)
+                for m in ("risk_difference", "risk_ratio", "odds_ratio")], models
     logit = fit_glm_cluster(y, X, w, cl, "logit")
     models["logistic_adjusted"] = logit
+    if not (np.isfinite(logit.params.to_numpy()).all() and np.isfinite(logit.cov.to_numpy()).all()
+            and np.abs(logit.params.to_numpy()).max() < SEPARATION_LOGIT):
+        # a coefficient running off to infinity: the covariates predict the outcome exactly
+        # in some rows (quasi-complete separation), as R's glm warns "fitted probabilities
+        # numerically 0 or 1 occurred"
+        sep = ("the adjusted logistic model separates: a covariate (or a combination) predicts the outcome "
+               "exactly, so a coefficient is not finite")
+        return [Effect.not_estimable(m, sep, method=f"{m.replace('_', ' ')}, {base}", **common)
+                for m in ("risk_difference", "risk_ratio", "odds_ratio")], models
     tgt = design.treated if target == "treated" else np.ones(len(y), bool)
     X1 = X[tgt].copy()
     X1["treated"] = 1.0
@@ -229,9 +249,6 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
     def se(grad):
         return float(np.sqrt(grad @ V @ grad))
 
-    who = "the treated units" if target == "treated" else "all units"
-    base = (f"marginal (g-computation) from a weighted logistic model adjusted for "
-            f"{', '.join(adjust)}, averaged over {who}; delta-method SE from the {setext}")
     common.update(extra={"adjusted_risk_treated": q1, "adjusted_risk_comparison": q0})
     effects = [
         Effect.from_wald("risk_difference", q1 - q0, se(g1 - g0), method=f"risk difference, {base}", **common),
@@ -243,12 +260,30 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
     return effects, models
 
 
+#: a logistic coefficient this large (odds ratio e^15 ~ 3e6) is a fit running off to
+#: infinity under separation, not an estimate
+SEPARATION_LOGIT = 15.0
+
+
+def _degenerate_reason(p1: float, p0: float) -> str:
+    """Why ratios of risks ``p1`` (treated) and ``p0`` (comparison) are not finite, in words."""
+    def arm(p: float, name: str) -> str | None:
+        return (f"no unit in the {name} arm had the event" if p == 0.0
+                else f"every unit in the {name} arm had the event" if p == 1.0 else None)
+
+    if p1 == p0 and p1 in (0.0, 1.0):
+        return "no unit in either arm had the event" if p1 == 0.0 else "every unit in both arms had the event"
+    parts = [x for x in (arm(p1, "treated"), arm(p0, "comparison")) if x]
+    if p1 == 1.0 and p0 == 0.0 or p1 == 0.0 and p0 == 1.0:
+        parts = [f"{' and '.join(parts)} (complete separation)"]
+    return " and ".join(parts)
+
+
 def _undefined(common: dict, why: str) -> list[Effect]:
-    out = []
-    for m in ("risk_ratio", "odds_ratio"):
-        out.append(Effect(measure=m, estimate=np.nan, se=np.nan, ci_low=np.nan, ci_high=np.nan,
-                          p_value=np.nan, method=f"not estimable: {why}", se_scale="log", **common))
-    return out
+    """Risk and odds ratios that are not finite (a risk of 0 or 1 in an arm)."""
+    return [Effect.not_estimable(m, f"{why}, so the {m.replace('_', ' ')} is not finite",
+                                 method="ratio of weighted risks" if m == "risk_ratio" else "odds ratio", **common)
+            for m in ("risk_ratio", "odds_ratio")]
 
 
 @dataclass

@@ -35,7 +35,7 @@ RATIO_MEASURES = frozenset(
 FRAME_COLUMNS = [
     "outcome", "measure", "window_months", "estimate", "se", "ci_low", "ci_high", "p_value",
     "method", "se_scale", "n", "n_treated", "n_comparison", "events_treated",
-    "events_comparison", "risk_treated", "risk_comparison", "n_clusters", "label",
+    "events_comparison", "risk_treated", "risk_comparison", "n_clusters", "label", "reason",
 ]
 
 
@@ -83,7 +83,15 @@ class Effect:
     risk_comparison: float | None = None
     n_clusters: int | None = None
     label: str | None = None
+    #: why the effect could not be estimated (``None`` when it was): its estimate, SE,
+    #: interval and p-value are then NaN, never a number from a model that did not fit
+    reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimable(self) -> bool:
+        """Whether the effect was estimated (``False``: see :attr:`reason`)."""
+        return self.reason is None
 
     @classmethod
     def from_wald(cls, measure: str, estimate: float, se: float, *, method: str,
@@ -94,6 +102,21 @@ class Effect:
         return cls(measure=measure, estimate=float(estimate), se=float(se), ci_low=lo,
                    ci_high=hi, p_value=p, method=method,
                    se_scale="log" if log_scale else "identity", **kwargs)
+
+    @classmethod
+    def not_estimable(cls, measure: str, reason: str, *, method: str, **kwargs) -> Effect:
+        """An effect that could not be estimated: NaN estimate, SE, interval and p-value.
+
+        Examples
+        --------
+        >>> e = Effect.not_estimable("hazard_ratio", "no events in the comparison arm", method="Cox model")
+        >>> e.estimable, e.estimate != e.estimate, e.method
+        (False, True, 'not estimable: no events in the comparison arm (Cox model)')
+        """
+        nan = float("nan")
+        return cls(measure=measure, estimate=nan, se=nan, ci_low=nan, ci_high=nan, p_value=nan,
+                   method=f"not estimable: {reason} ({method})",
+                   se_scale="log" if measure in RATIO_MEASURES else "identity", reason=reason, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready apart from NaN), ``extra`` included."""
@@ -110,6 +133,8 @@ class Effect:
 
     def __repr__(self) -> str:
         wnd = f", {self.window_months} months" if self.window_months else ""
+        if not self.estimable:
+            return f"Effect({self.measure}{wnd}: not estimable, {self.reason})"
         return (f"Effect({self.measure}{wnd}: {self.estimate:.4g} "
                 f"[{self.ci_low:.4g}, {self.ci_high:.4g}], p={self.p_value:.3g})")
 
@@ -131,6 +156,11 @@ class EffectResults:
     tests : dict of test tables (log-rank, proportional hazards, McNemar).
     flow : DataFrame of rows used and left out, by arm.
     models : dict of fitted models (Cox, Fine–Gray, logistic) for inspection.
+    estimable : bool, ``False`` when the outcome's main effect (the hazard ratio of a
+        time-to-event outcome, the risk difference of a 0/1 one) could not be estimated.
+    reason : str or None, why not, naming the outcome ("re-entry: not estimable — ...").
+        Each effect that could not be estimated has its own :attr:`Effect.reason` and NaN
+        numbers; the other effects of the outcome are estimated as usual.
 
     Examples
     --------
@@ -145,8 +175,9 @@ class EffectResults:
     """
 
     def __init__(self, outcome: str, effects: list[Effect], *, secondary=None, km=None,
-                 cif=None, tests=None, flow=None, models=None, arms=None):
+                 cif=None, tests=None, flow=None, models=None, arms=None, reason: str | None = None):
         self.outcome = outcome
+        self.reason = reason
         self.effects = list(effects)
         self.secondary = list(secondary or [])
         self.km = km
@@ -155,6 +186,11 @@ class EffectResults:
         self.flow = flow
         self.models = dict(models or {})
         self.arms = arms or {}
+
+    @property
+    def estimable(self) -> bool:
+        """Whether the outcome's main effect was estimated (``False``: see :attr:`reason`)."""
+        return self.reason is None
 
     def __iter__(self):
         return iter(self.effects)
@@ -181,6 +217,15 @@ class EffectResults:
         ``secondary=True`` appends the secondary estimates (e.g. restricted mean time).
         """
         rows = self.effects + (self.secondary if secondary else [])
+        if not rows and not self.estimable:
+            # nothing could be fitted: one row that says so, rather than no row at all
+            frame = pd.DataFrame([{c: None for c in FRAME_COLUMNS}], columns=FRAME_COLUMNS)
+            frame[["estimate", "se", "ci_low", "ci_high", "p_value"]] = np.nan
+            frame.loc[0, ["outcome", "reason"]] = [self.outcome, self.reason]
+            for c in ("window_months", "n", "n_treated", "n_comparison", "events_treated",
+                      "events_comparison", "n_clusters"):
+                frame[c] = frame[c].astype("Int64")
+            return frame
         if not rows:
             return pd.DataFrame(columns=FRAME_COLUMNS)
         records = [e.to_dict() for e in rows]
@@ -200,8 +245,12 @@ class EffectResults:
         for e in self.effects:
             if e.measure in CONTRACT_MEASURES:
                 d = e.to_dict()
-                out.append({k: (None if isinstance(d[k], float) and not np.isfinite(d[k])
-                                else d[k]) for k in keys})
+                rec = {k: (None if isinstance(d[k], float) and not np.isfinite(d[k]) else d[k]) for k in keys}
+                if not e.estimable:
+                    # null numbers, said why: never a number from a model that did not fit
+                    rec.update(estimate=None, ci_low=None, ci_high=None, p_value=None,
+                               estimable=False, reason=e.reason)
+                out.append(rec)
         return out
 
     def plot(self, ax=None, **kwargs):
@@ -220,6 +269,8 @@ class EffectResults:
 
     def __repr__(self) -> str:
         lines = [f"EffectResults for {self.outcome!r}: {len(self.effects)} effects"]
+        if not self.estimable:
+            lines.append(f"  {self.reason}")
         for e in self.effects:
             lines.append("  " + repr(e))
         return "\n".join(lines)
@@ -228,8 +279,10 @@ class EffectResults:
         cols = ["measure", "window_months", "estimate", "ci_low", "ci_high", "p_value",
                 "events_treated", "n_treated", "events_comparison", "n_comparison", "method"]
         frame = self.to_frame(secondary=True)
+        cols.append("reason")
         table = frame[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
-        return f"<h4>Effects on {html.escape(str(self.outcome))}</h4>{table}"
+        why = "" if self.estimable else f"<p><b>{html.escape(str(self.reason))}</b></p>"
+        return f"<h4>Effects on {html.escape(str(self.outcome))}</h4>{why}{table}"
 
 
 def forest_plot(frame: pd.DataFrame, ax=None, **kwargs):

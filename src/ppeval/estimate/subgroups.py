@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import ConvergenceError
 from ._data import Design
 from .binary import fit_glm_cluster, se_text
 from .results import Effect
@@ -132,7 +133,7 @@ def _one_subgroup(design: Design, by: str, kwargs: dict) -> tuple[str, pd.DataFr
     # module level (not a closure) so process and Dask workers can unpickle it
     try:
         return by, subgroup_effects(design, by, **kwargs), None
-    except (ValueError, np.linalg.LinAlgError) as exc:  # a level without both arms, a singular fit
+    except (ValueError, np.linalg.LinAlgError, ConvergenceError) as exc:  # a level without both arms (or events), a singular fit
         return by, None, str(exc)
 
 

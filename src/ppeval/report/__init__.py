@@ -56,6 +56,7 @@ from .content import (
     pct,
     pretty_variable,
     rate_caption,
+    served_text,
     table_one,
 )
 from .publish import publish_rosenbaum, publish_table_one, published_balance
@@ -304,7 +305,8 @@ def build(ev) -> dict[str, Any]:
     phrases = Phrases.for_unit(cohort.unit, program)
     rows = outcome_rows(data, est, ev.outcomes, thr)
     days = days_rows(ev.days_in_care, thr)
-    headline = choose_headline(rows, cohort.design)
+    not_estimable = {name for name, r in est.items() if not r.estimable}
+    headline = choose_headline(rows, cohort.design, not_estimable=not_estimable)
     counts = ms.counts
     flow = flow_table(cohort.flow.to_frame(), thr, matched=(counts["treated_matched"], counts["comparison_matched"]))
     linkage = linkage_table(cohort.flow.linkage, thr)
@@ -376,7 +378,14 @@ def build(ev) -> dict[str, Any]:
                 entry["comparison"]["rates"][f"{row.window_months}m"] = _jsonable(row.rate_comparison)
         suppressed_windows = {row.window_months for row in rows if row.outcome == name and row.suppressed}
         effects = [e for e in r.to_records() if e["window_months"] not in suppressed_windows or e["window_months"] is None]
+        for e in effects:
+            if e.get("reason"):
+                e["reason"] = served_text(e["reason"])
         entry["effects"] = _jsonable(effects)
+        # an outcome whose model could not be fitted is published as such, with why
+        entry["estimable"] = bool(r.estimable)
+        if not r.estimable:
+            entry["reason"] = served_text(r.reason)
         if name == "time_in_care":
             entry["event"] = "left out-of-home care (any discharge)"
             entry["days_in_care"] = _jsonable([{k: v for k, v in d.items() if k != "label"} for d in days])
@@ -419,8 +428,25 @@ def build(ev) -> dict[str, Any]:
     res["notes"] = list(ev.notes)
     return {
         "results": res, "rows": rows, "days": days, "headline": headline, "phrases": phrases, "flow": flow, "linkage": linkage, "table1": t1,
-        "balance": bal, "matched": ms, "subgroups": sub, "sensitivity": sens, "methods": _methods(ev, ms, bal), "threshold": thr,
+        "balance": bal, "matched": ms, "subgroups": sub, "sensitivity": sens, "methods": _methods(ev, ms, bal) + _not_estimable_text(est),
+        "threshold": thr, "not_estimable": {name: _sentence_case(served_text(est[name].reason)) for name in est if name in not_estimable},
     }
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _not_estimable_text(est: dict[str, Any]) -> list[str]:
+    """The methods' limitation paragraph on outcomes (and effects) that could not be estimated."""
+    whole = [served_text(r.reason) for r in est.values() if not r.estimable]
+    if not whole:
+        return []
+    return [_sentence_case("; ".join(whole)) + ". When an arm has no events (or every unit has one), the model's "
+            "coefficient runs off to infinity (R's coxph warns \"coefficient may be infinite\" and glm that \"fitted "
+            "probabilities numerically 0 or 1 occurred\"), so no hazard, risk or odds ratio is published for it: the "
+            "table says \"not estimable\" and the summary states no finding for that outcome. Differences in rates that "
+            "could be estimated are shown in the tables; every other outcome was estimated as usual."]
 
 
 def _tables(content: dict[str, Any]) -> dict[str, pd.DataFrame]:
@@ -617,7 +643,7 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "threshold": content["threshold"], "suppression_sentence": suppression_sentence(content["threshold"]), "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),
         "config_text": json.dumps(content["results"]["config"], indent=2, sort_keys=True),
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
-        "headline": content["headline"], "label": LABELS,
+        "headline": content["headline"], "label": LABELS, "not_estimable": content["not_estimable"],
     }
     return env.get_template("report.html.j2").render(**ctx), env.get_template("factsheet.html.j2").render(**ctx)
 
@@ -634,6 +660,7 @@ def write_report(ev, out: Path, pdf: bool = False, charts_only: bool = False) ->
     PosixPath('reports/x')
     """
     content = build(ev)
+    ev._say("writing the report")
     guard = IdentifierGuard.from_extract(ev.extract)
     with atomic_output_dir(out) as tmp:
         tmp = Path(tmp)

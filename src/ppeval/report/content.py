@@ -109,8 +109,14 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
                 for e in res.effects:
                     if e.window_months == w:
                         effects[e.measure] = {"estimate": _f(e.estimate), "ci_low": _f(e.ci_low), "ci_high": _f(e.ci_high), "p_value": _f(e.p_value), "method": e.method}
+                        if not e.estimable:
+                            effects[e.measure]["reason"] = served_text(e.reason)
                         rate_t = _f(e.risk_treated) if e.risk_treated is not None else rate_t
                         rate_c = _f(e.risk_comparison) if e.risk_comparison is not None else rate_c
+                if not effects and not res.estimable:
+                    # nothing was fitted for this outcome: no difference, and no words about one
+                    effects["risk_difference"] = {"estimate": None, "ci_low": None, "ci_high": None, "p_value": None, "method": "",
+                                                  "reason": served_text(res.reason.split(" — ", 1)[-1])}
             raw.append({"outcome": name, "window_months": w, "label": f"{LABELS[name][1]} within {w} months", "n_treated": nt, "n_comparison": nc,
                         "events_treated": et, "events_comparison": ec, "rate_treated": rate_t, "rate_comparison": rate_c, "effects": effects})
     if not raw:
@@ -271,7 +277,14 @@ def pct(x: float | None) -> str:
     return SUPPRESSED_TEXT if x is None else f"{100 * x:.0f}%"
 
 
+def served_text(reason: str | None) -> str | None:
+    """A not-estimable reason in the report's words (the library's "treated" arm is the served one)."""
+    return None if reason is None else reason.replace("the treated arm", "the served arm").replace("treated arm", "served arm")
+
+
 def fmt_effect(e: dict[str, float | None] | None, measure: str) -> str:
+    if e and e.get("reason"):
+        return "not estimable"
     if not e or e.get("estimate") is None:
         return ""
     if measure == "risk_difference":
@@ -329,10 +342,17 @@ def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
 def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
     """Chart caption: one message, the numbers and the comparison."""
     what = LABELS[row.outcome][0]
+    rd = row.effects.get("risk_difference") or {}
+    if rd.get("reason") and (row.rate_treated is None or row.rate_comparison is None):
+        return f"{LABELS[row.outcome][1]} within {row.window_months} months: not estimable ({rd['reason']})"
     if row.rate_treated is None or row.rate_comparison is None:
         return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish"
+    if rd.get("reason"):
+        # no difference was estimated: no words about one either
+        return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} "
+                f"(the difference is not estimable: {rd['reason']})")
     _, how = _direction(row)
-    p = (row.effects.get("risk_difference") or {}).get("p_value")
+    p = rd.get("p_value")
     if pct(row.rate_treated) == pct(row.rate_comparison) or p is None or p >= 0.05:
         # a grant writer quotes the caption: no "more often" for a difference chance explains
         how = "about as often as matched comparison units (no statistically significant difference)"
@@ -460,12 +480,21 @@ def pretty_covariate(column: str, covariates: list[str]) -> str:
     return pretty_variable(column)
 
 
-def choose_headline(rows: list[OutcomeRow], design: str, k: int = 3) -> list[OutcomeRow]:
+def estimated(row: OutcomeRow, not_estimable: set[str] | frozenset[str] = frozenset()) -> bool:
+    """Whether a row's outcome and its risk difference were estimated (a finding needs both)."""
+    return row.outcome not in not_estimable and not (row.effects.get("risk_difference") or {}).get("reason")
+
+
+def choose_headline(rows: list[OutcomeRow], design: str, k: int = 3,
+                    not_estimable: set[str] | frozenset[str] = frozenset()) -> list[OutcomeRow]:
     """Up to ``k`` window rates for the summary: publishable ones first, in preference order.
 
     A grant writer needs findings with numbers; a suppressed rate is shown only when
-    nothing publishable is left to fill its place.
+    nothing publishable is left to fill its place. Words follow numbers: a row whose
+    outcome is not estimable (``not_estimable``: outcome names), or whose risk difference
+    is not, gets no finding sentence at all.
     """
+    rows = [r for r in rows if estimated(r, not_estimable)]
     by_key = {(r.outcome, r.window_months): r for r in rows}
     preferred = [by_key[key] for key in HEADLINE_ORDER.get(design, []) if key in by_key]
     preferred += [r for r in rows if r not in preferred]
