@@ -316,6 +316,13 @@ def _check_choices(cfg: Config) -> None:
     lo, hi = cfg["cohort"].get("entry_from"), cfg["cohort"].get("entry_to")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"config: cohort.entry_from ({lo}) is after cohort.entry_to ({hi})")
+    if cfg["matching"]["method"] in ("exact", "cem", "ipw"):
+        raise ConfigError(
+            f"config: matching.method = {cfg['matching']['method']!r} is refused for now: it starts each comparison "
+            "unit at its own removal (or report) while served units start at enrolment, which biases the effects "
+            "(on data simulated with no program effect it found one); use method = \"nearest\", which matches "
+            "each comparison unit at the served unit's delay"
+        )
     if cfg["matching"]["ratio"] < 1:
         raise ConfigError("config: matching.ratio must be at least 1")
     if cfg["matching"]["caliper_sd"] is not None and cfg["matching"]["caliper_sd"] <= 0:

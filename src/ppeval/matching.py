@@ -542,6 +542,15 @@ def _cem_strata(df: pd.DataFrame, cols: Sequence[str], kinds: dict[str, str],
     return codes, used
 
 
+def _risk_set_rows(df: pd.DataFrame) -> bool:
+    """Whether ``df`` holds cohort rows whose served units start later than their comparisons:
+    an index delay after removal (or report), or served units' own rows before enrolment."""
+    if "index_delay_days" not in df.columns or "eligible_until_days" not in df.columns:
+        return False
+    later = "served_later" in df.columns and bool(df["served_later"].fillna(False).astype(bool).any())
+    return later or bool(pd.to_numeric(df["index_delay_days"], errors="coerce").fillna(0).gt(0).any())
+
+
 def match(
     ps: PropensityScore,
     ratio: int = 1,
@@ -637,6 +646,23 @@ def match(
             raise MatchingError(f"column {c!r} is not in the data")
     if (delay is None) != (eligible_until is None):
         raise MatchingError("give both delay= and eligible_until= (or neither)")
+    if delay is None and _risk_set_rows(df):
+        # cohort rows: served units start at enrolment, comparison rows are a risk set (served
+        # units' own rows before their enrolment among them); matched at their own start they
+        # give estimates with immortal time (a served child matched to its own earlier row
+        # gave a hazard ratio of 22), so no number is better than that one
+        if method != "nearest":
+            raise MatchingError(
+                f"method={method!r} cannot be used on cohort rows yet: it would start each comparison unit at its "
+                "own removal (or report) while served units start at enrolment, which biases every effect "
+                "(immortal time); use method='nearest', which matches each comparison unit at the served unit's delay"
+            )
+        raise MatchingError(
+            "these rows come from a cohort (they carry index_delay_days and eligible_until_days): pass "
+            "delay='index_delay_days', eligible_until='eligible_until_days', cluster='match_family' (child unit) "
+            "and reindex=cohort.reindex, as Evaluation.match does; matched without them, served units would be "
+            "compared at their own start with comparison rows that include their own rows before enrolment"
+        )
     if delay is not None and method != "nearest":
         raise MatchingError("delay= and eligible_until= work with method='nearest' only")
     if cluster is not None and method in ("exact", "cem"):
