@@ -141,3 +141,26 @@ def test_family_unit_default_covariates_are_family_level(tmp_path):
     assert "youngest_age_at_removal" in covs and "children_in_care" in covs
     assert all(c in ev.cohort.data for c in covs)
     assert not any("age_at_removal" in n and "constant" in n for n in ev.notes)
+
+
+def test_prevention_family_unit_uses_family_level_covariates(tmp_path):
+    """A prevention program of about 40 served families: the default covariates are the
+    family's (the youngest child's age at the report, the children on the report), and no
+    age is called constant."""
+    from ppeval.synthetic import write_synthetic
+
+    write_synthetic(tmp_path, n_children=1500, design="prevention", seed=7)
+    cfg = tmp_path / "eval.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace('unit = "child"', 'unit = "family"'), encoding="utf-8")
+    ev = Evaluation.from_toml(cfg)
+    assert 30 <= ev.cohort.n_treated <= 60
+    assert ev.cohort.covariates[0] == "youngest_age_at_report" and ev.cohort.covariates[-1] == "children_in_report"
+    assert "age_at_report" not in ev.cohort.covariates
+    ps = ev.propensity_score
+    assert {"youngest_age_at_report", "children_in_report"} <= set(ps.covariates)
+    assert ps.left_out_ == {}
+    assert not any("constant" in n and "age" in n for n in ev.notes)
+    # children on the report: the size of the family unit, 1 or more, varying
+    sizes = ev.cohort.data["children_in_report"]
+    assert sizes.min() == 1 and sizes.nunique() > 1
+    assert (sizes == ev.cohort.data["children_in_care"]).all()

@@ -12,6 +12,13 @@ Problems that make a propensity model meaningless -- an empty or tiny arm, a con
 covariate, perfect or quasi-complete separation, collinear covariates -- raise a
 :class:`PropensityError` that names the covariate (and level) and says what to do.
 
+Small cohorts (a pilot's first half-year) meet two of these as a matter of course, so both
+have an option that an evaluation uses: ``constant="drop"`` leaves a constant covariate out
+with a note, and ``separation="firth"`` fits Firth's penalised logistic regression when
+ordinary maximum likelihood has no finite estimate (a covariate seen in one arm only). The
+Firth fit equals R ``brglm2`` (``type = "MPL_Jeffreys"``) and ``logistf``; data without
+separation keep the ordinary fit. The reasons are in ``PropensityScore.notes_``.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd
@@ -318,6 +325,13 @@ class PropensityScore:
         design column.
     auc_ : float
         Area under the ROC curve (c-statistic) of the score among units with a score.
+    left_out_ : dict
+        Covariates left out because they are constant (``constant="drop"``) -> why.
+    separation_ : str or None
+        Why Firth's penalised likelihood replaced maximum likelihood (``separation="firth"``),
+        e.g. "covariate 'x' separates the arms"; None for an ordinary fit.
+    notes_ : list of str
+        Sentences for a report on both of the above.
     design_ : DataFrame
         The encoded covariates (indicator columns for categorical levels and missing values).
     reindex : callable or None
@@ -603,7 +617,7 @@ def _firth_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-10, max_iter: 
         iterations += 1
         # I^-1 Z' via the Cholesky factor; h_i = w_i z_i' I^-1 z_i
         info_inv = np.linalg.solve(chol.T, np.linalg.solve(chol, np.eye(len(beta))))
-        h = w * np.einsum("ij,jk,ik->i", Z, info_inv, Z)
+        h = w * np.sum((Z @ info_inv) * Z, axis=1)
         score = Z.T @ (t - mu + h * (0.5 - mu))
         step = info_inv @ score
         big = np.max(np.abs(step))
@@ -619,7 +633,9 @@ def _firth_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-10, max_iter: 
             break
         beta = beta + step
         pen, mu, w, chol = new
-        if np.max(np.abs(step)) < tol * max(1.0, np.max(np.abs(beta))) and np.max(np.abs(score)) < 1e-6:
+        # a tiny step alone could be a stalled step-halving: the modified score must be ~0 too
+        # (it is a sum over units, so the bound grows with their number)
+        if np.max(np.abs(step)) < tol * max(1.0, np.max(np.abs(beta))) and np.max(np.abs(score)) < 1e-8 * len(t):
             converged = True
             break
     cov = np.linalg.solve(chol.T, np.linalg.solve(chol, np.eye(len(beta))))
@@ -765,7 +781,8 @@ def propensity(
     covariates : list of str
         Columns to adjust for. Object, string and category columns are categorical.
     model : {"logistic", "gbm"}
-        Logistic regression (statsmodels GLM; coefficients and SEs in ``.summary``) or
+        Logistic regression (maximum likelihood by Newton-Raphson, or Firth's penalised
+        likelihood under ``separation="firth"``; coefficients and SEs in ``.summary``) or
         scikit-learn's histogram gradient boosting.
     categorical : list of str, optional
         Numeric columns to treat as categorical as well (e.g. ``entry_year``, county codes).
@@ -803,8 +820,9 @@ def propensity(
     Raises
     ------
     PropensityError
-        Unknown columns, a non-binary treatment, an empty or tiny arm, a constant covariate,
-        separation (naming the covariate and level) or collinear covariates.
+        Unknown columns, a non-binary treatment, an empty or tiny arm, a constant covariate
+        (unless ``constant="drop"``), separation (naming the covariate and level; unless
+        ``separation="firth"``) or collinear covariates.
 
     Examples
     --------
