@@ -67,7 +67,14 @@ def test_firth_two_by_two_is_half_added_to_every_cell():
     A saturated model's penalised score equations are those of the counts plus 1/2 (Firth
     1993, Heinze & Schemper 2002), so with a zero cell: intercept = log(0.5 / 20.5), slope =
     log(8.5 / 12.5) - log(0.5 / 20.5), and SEs sqrt(1/a + 1/b) of the Firth-fitted cell
-    counts (n p, n (1 - p)), as R reports them.
+    counts (n p, n (1 - p)). R brglm2 0.9 gives the same numbers::
+
+        x <- c(rep(0, 20), rep(1, 20)); y <- c(rep(0, 20), rep(1, 8), rep(0, 12))
+        fit <- glm(y ~ x, family = binomial, method = "brglm_fit", type = "MPL_Jeffreys", epsilon = 1e-12)
+        summary(fit)$coefficients[, 1:2]
+        #              Estimate       Std. Error
+        # (Intercept) -3.71357206670431 1.46670362111611
+        # x            3.32790958589232 1.53582190502669
     """
     x = np.r_[np.zeros(20), np.ones(20)]
     t = np.r_[np.zeros(20), np.ones(8), np.zeros(12)]  # x = 0: no treated unit (zero cell)
@@ -80,6 +87,8 @@ def test_firth_two_by_two_is_half_added_to_every_cell():
     p0, p1 = 0.5 / 21, 8.5 / 21
     v0, v1 = 1 / (20 * p0 * (1 - p0)), 1 / (20 * p1 * (1 - p1))
     np.testing.assert_allclose(ps.summary["se"], [np.sqrt(v0), np.sqrt(v0 + v1)], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ps.summary["coef"], [-3.71357206670431, 3.32790958589232], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ps.summary["se"], [1.46670362111611, 1.53582190502669], rtol=0, atol=1e-9)
     assert "units with 'x' = 0 are all comparison" in ps.separation_
 
 
@@ -154,3 +163,12 @@ def test_constant_covariates_left_out_with_a_note_without_numpy_repr():
     assert list(ps.summary.index) == ["(Intercept)", "x"]
     with pytest.raises(PropensityError, match="every covariate is constant"):
         propensity(df, "treated", ["k", "year"], constant="drop")
+
+
+def test_constant_covariates_left_out_the_same_way_for_gradient_boosting():
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"x": rng.normal(size=200), "year": np.int64(2016), "treated": [0, 1] * 100})
+    ps = propensity(df, "treated", ["x", "year"], model="gbm", categorical=["year"], constant="drop")
+    assert ps.covariates == ["x"] and list(ps.summary.index) == ["x"]
+    assert ps.left_out_ == {"year": "every unit has year = 2016"}
+    assert ps.separation_ is None
