@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -460,6 +461,13 @@ def test_family_errors():
         bad.index[bad["family_id"] == first][0], "treated"]
     with pytest.raises(MatchingError, match="both treated and comparison children"):
         match(propensity(bad, "treated", ["x", "age"]), cluster="family_id")
+    # an int64 index (not a RangeIndex): the row is shown as 6, never np.int64(6), and one
+    # mixed family is a small count ("<11")
+    bad.index = pd.Index(np.arange(len(bad), dtype="int64") * 2)
+    with pytest.raises(MatchingError) as info:
+        match(propensity(bad, "treated", ["x", "age"]), cluster="family_id")
+    assert str(info.value).startswith("<11 famil(ies) have both") and "np." not in str(info.value)
+    assert re.search(r"data row \d+\)", str(info.value))
     df2 = df.assign(label=np.where(np.arange(len(df)) % 2 == 0, "a", "b"))
     with pytest.raises(MatchingError, match="'label' differs between siblings"):
         match(propensity(df2, "treated", ["x", "age"]), cluster="family_id", exact=["label"])

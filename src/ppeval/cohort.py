@@ -325,7 +325,9 @@ class Cohort:
     flow : SampleFlow
         Every step from extract to cohort with counts per arm.
     covariates : list of str
-        Covariates at index, ready for the propensity model.
+        Covariates at index, ready for the propensity model: columns of ``data``. A family
+        unit has the family-level ones (``youngest_age_at_removal``, ``children_in_care`` or
+        ``children_in_report``; see :func:`family_covariates`).
     outcomes : dict
         Outcome name -> list of window lengths in months.
     """
@@ -793,6 +795,9 @@ def build_cohort(
         )
         data = _family_rows(children_rows, cov, family_outcome, engine)
         flow.add("families (one row per family and removal date)", data["treated"], keep=~data["served_later"])
+        # the family's own covariates: the youngest child's age, the number of children (which
+        # replaces siblings in care: removed together, the two are the same number less one)
+        cov = family_covariates(cov, design)
     else:
         data = child_data.copy()
         own_suffix = np.where(child_data["served_later"].to_numpy(bool), "~before-enrolment", "")
@@ -828,6 +833,36 @@ def _roster_linkage(enr: pd.DataFrame, family_of: pd.Series, child_ids: pd.Index
     }
 
 
+def family_covariate_name(child_level: str) -> str:
+    """The family-unit column built from a child-level covariate (``age_at_removal`` ->
+    ``youngest_age_at_removal``; other covariates keep their name).
+
+    Examples
+    --------
+    >>> family_covariate_name("age_at_report"), family_covariate_name("county")
+    ('youngest_age_at_report', 'county')
+    """
+    return f"youngest_{child_level}" if child_level.startswith("age_at_") else child_level
+
+
+#: Family units: the number of children in the unit, by design.
+FAMILY_SIZE = {"in_care": "children_in_care", "prevention": "children_in_report"}
+
+
+def family_covariates(cov: list[str], design: str) -> list[str]:
+    """A family cohort's covariates from the child-level list (see :func:`family_covariate_name`).
+
+    ``siblings_in_care`` gives way to the number of children in the unit.
+
+    Examples
+    --------
+    >>> family_covariates(["age_at_removal", "sex", "siblings_in_care"], "in_care")
+    ['youngest_age_at_removal', 'sex', 'children_in_care']
+    """
+    out = [family_covariate_name(c) for c in cov if c != "siblings_in_care"]
+    return [*out, FAMILY_SIZE[design]]
+
+
 def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine) -> pd.DataFrame:
     """One row per family and removal (report) date; siblings removed together form one unit."""
     g = child.groupby("_unit", sort=True)
@@ -846,6 +881,8 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
         fam["enrolled_after_days"] = g["enrolled_after_days"].min()
     fam["delay_band"] = g["delay_band"].max()
     fam["children_in_care"] = g.size()
+    if engine.design == "prevention":
+        fam["children_in_report"] = fam["children_in_care"]  # children on the index report
     for c in ("enrolled_date", "hours", "contacts", "parent_role"):
         if c in child:
             fam[c] = g[c].first()

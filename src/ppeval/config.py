@@ -96,6 +96,9 @@ SPEC: dict[str, Any] = {
         "model": ((str,), "logistic"),
         "covariates": ((list,), None),
         "common_support": ((str,), "none"),
+        # separation (a covariate that predicts the arm exactly, common in small programs):
+        # Firth's penalised likelihood, or "refuse" to stop with the covariate named
+        "separation": ((str,), "firth"),
     },
     "matching": {
         "method": ((str,), "nearest"),
@@ -287,6 +290,7 @@ _CHOICES = {
     ("cohort", "tpr_parent"): ("either", "mother", "father", "both"),
     ("propensity", "model"): ("logistic", "gbm"),
     ("propensity", "common_support"): ("none", "treated", "control", "both"),
+    ("propensity", "separation"): ("firth", "refuse"),
     ("matching", "method"): ("nearest", "exact", "cem", "ipw"),
     ("matching", "order"): ("largest", "smallest", "random", "data"),
     ("data", "engine"): ("pandas", "duckdb", "auto"),

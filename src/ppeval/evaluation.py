@@ -191,26 +191,27 @@ class Evaluation:
         return cohort
 
     @cached_property
-    def covariates(self) -> list[str]:
-        """Propensity covariates: the config's list, or the cohort's, less constant columns."""
+    def requested_covariates(self) -> list[str]:
+        """Covariates offered to the propensity model: the config's list, or the cohort's.
+
+        The default list leaves out yes/no covariates that separate the arms (seen in one arm
+        only or in fewer than 10 units) and numeric ones constant in one arm, with a note.
+        Covariates constant in the whole cohort are left out by the propensity stage itself
+        (one rule for every design and unit; see :attr:`covariates`).
+        """
         configured = self.config["propensity"]["covariates"]
         data = self.cohort.data
         if configured:
-            missing = [c for c in configured if c not in data]
-            if missing:
-                raise ConfigError(f"propensity.covariates {missing} are not cohort columns; available: {', '.join(self.cohort.covariates)}")
-            return list(configured)
-        # (a family cohort may list child-level names it aggregated under other names)
-        chosen = [c for c in self.cohort.covariates if c in data and data[c].nunique(dropna=False) > 1]
-        dropped = sorted(set(self.cohort.covariates) - set(chosen))
-        if dropped:
-            self.notes.append(f"covariates constant in this cohort and left out of the propensity model: {', '.join(dropped)}")
+            return self._cohort_columns("propensity.covariates", list(configured))
+        chosen = [c for c in self.cohort.covariates if c in data]
         # a yes/no covariate seen in one arm only (or in a handful of units) separates the arms
         # and the logistic model has no finite fit: the default list leaves it out
         arm = data["treated"].astype(bool)
         rare = []
         for c in chosen:
             s = data[c]
+            if s.nunique(dropna=False) <= 1:
+                continue  # constant everywhere: the propensity stage leaves it out with its note
             if c not in CATEGORICAL and pd.api.types.is_numeric_dtype(s) and (s[arm].nunique() <= 1 or s[~arm].nunique() <= 1):
                 rare.append(c)  # constant in one arm: any other value predicts the other arm
                 continue
@@ -223,6 +224,42 @@ class Evaluation:
             chosen = [c for c in chosen if c not in rare]
         return chosen
 
+    def _cohort_columns(self, key: str, names: list[str]) -> list[str]:
+        """Config covariates as cohort columns: a family unit's child-level names become the
+        family-level ones, with a note; names the cohort lacks are an error.
+
+        A family cohort carries the youngest child's age (``youngest_age_at_removal``) and
+        the number of children (``children_in_care``) instead of the child's age and
+        siblings in care, so a config written for the child unit runs unchanged and says
+        which family-level covariate it used.
+        """
+        from .cohort import FAMILY_SIZE, family_covariate_name
+
+        data = self.cohort.data
+        if self.cohort.unit == "family":
+            family = {c: (FAMILY_SIZE[self.cohort.design] if c == "siblings_in_care" else family_covariate_name(c))
+                      for c in names if c not in data}
+            family = {c: f for c, f in family.items() if f != c and f in data}
+            if family:
+                said = "; ".join(f"{c} is a child-level covariate; for unit = family {f} was used" for c, f in family.items())
+                note = f"{key}: {said} (write the family-level name in the config to say so)"
+                applied = f"{key}: " + ", ".join(f"{c} -> {f}" for c, f in family.items()) + " (unit = family)"
+                if note not in self.notes:  # match() is not cached: say it once
+                    self.notes.append(note)
+                    self.defaults_applied.append(applied)
+                names = list(dict.fromkeys(family.get(c, c) for c in names))
+        missing = [c for c in names if c not in data]
+        if missing:
+            listed = ", ".join(repr(c) for c in missing)
+            raise ConfigError(f"{key} {listed} are not cohort columns; available: {', '.join(self.cohort.covariates)}")
+        return names
+
+    @property
+    def covariates(self) -> list[str]:
+        """The covariates of the propensity model: :attr:`requested_covariates` less those
+        constant in this cohort (left out by :func:`ppeval.propensity`, with a note)."""
+        return list(self.propensity_score.covariates)
+
     @cached_property
     def model_data(self) -> pd.DataFrame:
         """The cohort's rows with rare categories pooled so the propensity model can be fitted.
@@ -233,7 +270,7 @@ class Evaluation:
         """
         df = self.cohort.data.copy()
         arm = df["treated"].astype(bool)
-        for col in self.covariates:
+        for col in self.requested_covariates:
             s = df[col]
             if not (col in CATEGORICAL or s.dtype == object or str(s.dtype) in ("string", "category")):
                 continue
@@ -264,15 +301,20 @@ class Evaluation:
         p = self.config["propensity"]
         data = self.model_data  # earlier stages announce themselves first
         self._say(f"fitting the propensity model ({p['model']})")
-        return propensity(
+        requested = self.requested_covariates
+        ps = propensity(
             data,
             treatment="treated",
-            covariates=self.covariates,
+            covariates=requested,
             model=p["model"],
-            categorical=[c for c in self.covariates if c in CATEGORICAL],
+            categorical=[c for c in requested if c in CATEGORICAL],
             common_support=p["common_support"],
             random_state=self.config["seed"],
+            separation=p["separation"],
+            constant="drop",
         )
+        self.notes.extend(ps.notes_)
+        return ps
 
     def match(self, **overrides: Any):
         """Match with the config's settings (``overrides`` replace any of them; not cached)."""
@@ -280,10 +322,7 @@ class Evaluation:
 
         m = {**self.config["matching"], **overrides}
         cohort = self.cohort
-        exact = list(m.get("exact") or [])
-        missing = [c for c in exact if c not in cohort.data]
-        if missing:
-            raise ConfigError(f"matching.exact {missing} are not cohort columns")
+        exact = self._cohort_columns("matching.exact", list(m.get("exact") or []))
         return match(
             self.propensity_score,
             ratio=m["ratio"],

@@ -706,8 +706,9 @@ def match(
         if mixed.any():
             # name the data row, never the family id (identifiers stay out of messages)
             row = df.index[int(np.flatnonzero(fcode == np.flatnonzero(mixed)[0])[0])]
+            row = row.item() if isinstance(row, np.generic) else row  # 5, not np.int64(5)
             raise MatchingError(
-                f"{int(mixed.sum())} famil(ies) have both treated and comparison children "
+                f"{_n(int(mixed.sum()))} famil(ies) have both treated and comparison children "
                 f"(e.g. the family of data row {row!r}); siblings must share an arm for family-level matching"
             )
         fam_exact = {}
@@ -717,6 +718,7 @@ def match(
             if (nun > 1).any() and not (pd.api.types.is_numeric_dtype(col.dtype)
                                         and not pd.api.types.is_bool_dtype(col.dtype)):
                 row = df.index[int(np.flatnonzero(fcode == int(nun.index[np.argmax(nun.to_numpy() > 1)]))[0])]
+                row = row.item() if isinstance(row, np.generic) else row
                 raise MatchingError(
                     f"column {c!r} differs between siblings (e.g. the family of data row {row!r}); a "
                     "non-numeric exact column must be the same for every child of a family"

@@ -12,6 +12,13 @@ Problems that make a propensity model meaningless -- an empty or tiny arm, a con
 covariate, perfect or quasi-complete separation, collinear covariates -- raise a
 :class:`PropensityError` that names the covariate (and level) and says what to do.
 
+Small cohorts (a pilot's first half-year) meet two of these as a matter of course, so both
+have an option that an evaluation uses: ``constant="drop"`` leaves a constant covariate out
+with a note, and ``separation="firth"`` fits Firth's penalised logistic regression when
+ordinary maximum likelihood has no finite estimate (a covariate seen in one arm only). The
+Firth fit equals R ``brglm2`` (``type = "MPL_Jeffreys"``) and ``logistf``; data without
+separation keep the ordinary fit. The reasons are in ``PropensityScore.notes_``.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd
@@ -44,6 +51,11 @@ __all__ = ["PropensityError", "PropensityScore", "propensity"]
 MODELS = ("logistic", "gbm")
 MISSING = ("indicator", "drop", "error")
 COMMON_SUPPORT = ("none", "treated", "control", "both")
+#: What the logistic model does when ordinary maximum likelihood has no finite maximum
+#: (separation): fit Firth's penalised likelihood, or refuse with a message naming the covariate.
+SEPARATION = ("firth", "refuse")
+#: What happens to a covariate that takes one value in every unit: left out with a note, or an error.
+CONSTANT = ("drop", "error")
 
 # Fitted probabilities this close to 0 or 1 only happen when the likelihood is maximised at
 # infinity (separation); genuine scores of 1e-10 would need a logit of -23.
@@ -91,33 +103,54 @@ def _did_you_mean(name: str, options: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _show(value: Any) -> str:
+    """A value for a message as the user wrote it: ``2016`` or ``'Clay'``, never ``np.int64(2016)``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
 class _Design:
     """The encoded covariate matrix and how each column came from a covariate."""
 
-    def __init__(self, X: pd.DataFrame, source: dict[str, tuple[str, Any]], kinds: dict[str, str]):
+    def __init__(self, X: pd.DataFrame, source: dict[str, tuple[str, Any]], kinds: dict[str, str],
+                 constant: dict[str, str] | None = None):
         self.X = X  # float columns, no intercept
         self.source = source  # design column -> (covariate, level or None or "missing")
         self.kinds = kinds  # covariate -> "numeric" | "binary" | "categorical"
+        self.constant = constant or {}  # covariate left out -> why ("every unit has x = 3")
 
 
 def _encode(
-    df: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str], missing: str
+    df: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str], missing: str,
+    constant: str = "error",
 ) -> _Design:
     cols: dict[str, np.ndarray] = {}
     source: dict[str, tuple[str, Any]] = {}
     kinds: dict[str, str] = {}
+    left_out: dict[str, str] = {}
+
+    def is_constant(cov: str, only: str) -> bool:
+        if constant == "drop":
+            left_out[cov] = only
+            return True
+        raise PropensityError(
+            f"covariate {cov!r} is constant ({only}); it cannot predict treatment: "
+            "remove it from the covariates"
+        )
+
     for cov in covariates:
         s = df[cov]
         isna = s.isna().to_numpy()
         if cov in categorical or _is_categorical(s):
             kinds[cov] = "categorical"
             levels = _levels(s)
-            if len(levels) <= 1:
-                only = f"every unit has {cov} = {levels[0]!r}" if levels else "all values are missing"
-                raise PropensityError(
-                    f"covariate {cov!r} is constant ({only}); it cannot predict treatment: "
-                    "remove it from the covariates"
-                )
+            if len(levels) <= 1 and is_constant(
+                cov, f"every unit has {cov} = {_show(levels[0])}" if levels else "all values are missing"
+            ):
+                continue
             values = s.astype(object).to_numpy()
             for lev in levels[1:]:  # first level is the reference, as in R's glm
                 name = f"{cov}_{lev}"
@@ -137,12 +170,10 @@ def _encode(
                 raise PropensityError(f"covariate {cov!r} has unsupported type {s.dtype}")
             observed = x[~isna]
             uniq = np.unique(observed)
-            if len(uniq) <= 1:
-                only = f"every unit has {cov} = {uniq[0]:g}" if len(uniq) else "all values are missing"
-                raise PropensityError(
-                    f"covariate {cov!r} is constant ({only}); it cannot predict treatment: "
-                    "remove it from the covariates"
-                )
+            if len(uniq) <= 1 and is_constant(
+                cov, f"every unit has {cov} = {_show(uniq[0])}" if len(uniq) else "all values are missing"
+            ):
+                continue
             kinds[cov] = "binary" if set(uniq.tolist()) <= {0.0, 1.0} else "numeric"
             if isna.any():
                 # The fill value does not matter for a logistic model with the indicator
@@ -155,7 +186,7 @@ def _encode(
             cols[name] = isna.astype(float)
             source[name] = (cov, "missing")
     X = pd.DataFrame(cols, index=df.index)
-    return _Design(X, source, kinds)
+    return _Design(X, source, kinds, left_out)
 
 
 def _describe_column(design: _Design, col: str) -> str:
@@ -164,11 +195,23 @@ def _describe_column(design: _Design, col: str) -> str:
         return f"covariate {cov!r}"
     if lev == "missing":
         return f"missing values of covariate {cov!r}"
-    return f"covariate {cov!r} level {lev!r}"
+    return f"covariate {cov!r} level {_show(lev)}"
 
 
-def _check_separation_by_column(design: _Design, t: np.ndarray) -> None:
-    """Raise if one design column alone separates the arms (names the covariate)."""
+@dataclass
+class _Separation:
+    """Why ordinary maximum likelihood has no finite maximum.
+
+    ``reason`` is a phrase for the methods text ("covariate 'x' separates the arms"), free of
+    counts; ``message`` is the full explanation with the (suppressed) counts and what to do.
+    """
+
+    reason: str
+    message: str
+
+
+def _separation_by_column(design: _Design, t: np.ndarray) -> _Separation | None:
+    """The first design column that alone separates the arms, or None."""
     for col in design.X.columns:
         x = design.X[col].to_numpy()
         what = _describe_column(design, col)
@@ -184,22 +227,24 @@ def _check_separation_by_column(design: _Design, t: np.ndarray) -> None:
                 n = n_t + n_c
                 if value == 0.0:
                     what_v = f"{cov!r} = 0" if lev is None else f"not having {what}"
-                    raise PropensityError(
+                    return _Separation(
+                        f"units with {what_v} are all {arm}",
                         f"quasi-complete separation: units with {what_v} are all {arm} "
                         f"({_n(n)} unit(s)), so the logistic model has no finite maximum; drop "
-                        f"{cov!r} from the covariates or restrict the cohort"
+                        f"{cov!r} from the covariates or restrict the cohort",
                     )
                 if lev is not None and lev != "missing":
                     fix = (
-                        f"merge level {lev!r} of {cov!r} with a similar level, or drop the "
+                        f"merge level {_show(lev)} of {cov!r} with a similar level, or drop the "
                         f"{_n(n)} unit(s) with it"
                     )
                 else:
                     fix = f"drop {cov!r} from the covariates or the {_n(n)} unit(s) with it"
-                raise PropensityError(
+                return _Separation(
+                    f"{what} occurs only among {arm} units",
                     f"quasi-complete separation: {what} occurs only among {arm} units "
                     f"({_n(n)} unit(s), treated {_n(n_t)}, comparison {_n(n_c)}), so the logistic model has "
-                    f"no finite maximum; {fix}"
+                    f"no finite maximum; {fix}",
                 )
             continue
         xt, xc = x[t], x[~t]
@@ -209,11 +254,13 @@ def _check_separation_by_column(design: _Design, t: np.ndarray) -> None:
             kind = "quasi-complete"
         else:
             continue
-        raise PropensityError(
+        return _Separation(
+            f"{what} separates the arms",
             f"{kind} separation: {what} separates the arms (treated {xt.min():g} to "
             f"{xt.max():g}, comparison {xc.min():g} to {xc.max():g}), so the logistic model has "
-            f"no finite maximum; restrict the cohort to the overlapping range of {cov!r} or drop it"
+            f"no finite maximum; restrict the cohort to the overlapping range of {cov!r} or drop it",
         )
+    return None
 
 
 def _check_collinear(design: _Design) -> None:
@@ -278,6 +325,13 @@ class PropensityScore:
         design column.
     auc_ : float
         Area under the ROC curve (c-statistic) of the score among units with a score.
+    left_out_ : dict
+        Covariates left out because they are constant (``constant="drop"``) -> why.
+    separation_ : str or None
+        Why Firth's penalised likelihood replaced maximum likelihood (``separation="firth"``),
+        e.g. "covariate 'x' separates the arms"; None for an ordinary fit.
+    notes_ : list of str
+        Sentences for a report on both of the above.
     design_ : DataFrame
         The encoded covariates (indicator columns for categorical levels and missing values).
     reindex : callable or None
@@ -312,6 +366,12 @@ class PropensityScore:
         self.kinds_ = kinds or {}
         self.estimator_ = estimator
         self.reindex = reindex
+        #: Covariates left out because they are constant -> why (``constant="drop"``).
+        self.left_out_: dict[str, str] = {}
+        #: Why Firth's penalised likelihood replaced ML (None: no separation, or not logistic).
+        self.separation_: str | None = None
+        #: Sentences for the report: covariates left out, the Firth fit and why.
+        self.notes_: list[str] = []
         self.treated_ = _treatment_indicator(data, treatment)
         self._apply_common_support()
         self.auc_ = _auc(self.score_, self.treated_)
@@ -520,26 +580,122 @@ def _newton_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-12, max_iter:
     return LogisticFit(beta, cov, np.sqrt(np.clip(np.diag(cov), 0, None)), deviance, deviance + 2 * Z.shape[1], iterations, converged)
 
 
-def _fit_logistic(X: pd.DataFrame, t: np.ndarray, design: _Design):
+def _firth_logistic(Z: np.ndarray, t: np.ndarray, tol: float = 1e-10, max_iter: int = 500,
+                    max_step: float = 5.0) -> LogisticFit:
+    """Firth's penalised likelihood (Jeffreys-prior penalty) by modified-score Newton steps.
+
+    Maximises ``l(b) + log|I(b)| / 2`` with ``I = Z'WZ`` (Firth 1993). The step is
+    ``I^-1 U*`` with the modified score ``U* = Z'(t - mu + h (1/2 - mu))``, ``h`` the
+    diagonal of the hat matrix ``W^1/2 Z I^-1 Z' W^1/2``: the iteration of Kosmidis & Firth's
+    brglm2 (``type = "MPL_Jeffreys"``) and Heinze & Schemper's logistf. As in logistf, a step
+    is capped at ``max_step`` in any coefficient and halved while it lowers the penalised
+    likelihood. The estimates are finite even when the arms are separated, because the
+    penalty goes to minus infinity as a coefficient runs off. Standard errors are those of
+    both R packages: the inverse of ``I`` at the estimates.
+    """
+    beta = np.zeros(Z.shape[1])
+
+    def state(b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+        eta = Z @ b
+        mu = expit(eta)
+        w = mu * (1 - mu)
+        info = (Z * w[:, None]).T @ Z
+        try:
+            chol = np.linalg.cholesky(info)
+        except np.linalg.LinAlgError:
+            return -np.inf, mu, w, None
+        loglik = float(np.sum(t * eta - np.logaddexp(0.0, eta)))
+        # log|I| = 2 * sum(log diag(chol))
+        return loglik + float(np.sum(np.log(np.diag(chol)))), mu, w, chol
+
+    pen, mu, w, chol = state(beta)
+    if chol is None:
+        raise PropensityError("the Firth propensity model cannot start: the covariates' information matrix is singular")
+    converged = False
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        # I^-1 Z' via the Cholesky factor; h_i = w_i z_i' I^-1 z_i
+        info_inv = np.linalg.solve(chol.T, np.linalg.solve(chol, np.eye(len(beta))))
+        h = w * np.sum((Z @ info_inv) * Z, axis=1)
+        score = Z.T @ (t - mu + h * (0.5 - mu))
+        step = info_inv @ score
+        big = np.max(np.abs(step))
+        if big > max_step:
+            step *= max_step / big
+        new = state(beta + step)
+        halvings = 0
+        while new[0] < pen - 1e-12 * max(1.0, abs(pen)) and halvings < 30:
+            step /= 2
+            new = state(beta + step)
+            halvings += 1
+        if new[3] is None:
+            break
+        beta = beta + step
+        pen, mu, w, chol = new
+        # a tiny step alone could be a stalled step-halving: the modified score must be ~0 too
+        # (it is a sum over units, so the bound grows with their number)
+        if np.max(np.abs(step)) < tol * max(1.0, np.max(np.abs(beta))) and np.max(np.abs(score)) < 1e-8 * len(t):
+            converged = True
+            break
+    cov = np.linalg.solve(chol.T, np.linalg.solve(chol, np.eye(len(beta))))
+    eta = Z @ beta
+    deviance = -2.0 * float(np.sum(t * eta - np.logaddexp(0.0, eta)))
+    fit = LogisticFit(beta, cov, np.sqrt(np.clip(np.diag(cov), 0, None)), deviance, deviance + 2 * Z.shape[1],
+                      iterations, converged)
+    fit.penalised_loglik = pen  # type: ignore[attr-defined]
+    return fit
+
+
+def _ml_separation(Z: np.ndarray, res: LogisticFit, X: pd.DataFrame, design: _Design) -> _Separation | None:
+    """Separation shown by an ordinary ML fit (no convergence, fitted probabilities of 0 or 1)."""
+    flagged = not res.converged or not np.all(np.isfinite(res.params))
+    p = expit(Z @ res.params)
+    extreme = (p < _SEPARATION_P) | (p > 1 - _SEPARATION_P)
+    if not (flagged or extreme.any()):
+        return None
+    # Separation by a combination of covariates: blame the term whose coefficient, scaled by
+    # the covariate's SD, has run furthest towards infinity.
+    names = ["(Intercept)", *X.columns]
+    sd = np.r_[0.0, X.to_numpy().std(axis=0)]
+    j = int(np.argmax(np.abs(np.nan_to_num(res.params, nan=np.inf)) * sd))
+    what = _describe_column(design, names[j])
+    return _Separation(
+        f"a combination of covariates separates the arms (the maximum-likelihood coefficient of {what} diverges)",
+        f"perfect or quasi-complete separation: the logistic model predicts treatment "
+        f"exactly for {_n(int(extreme.sum()))} unit(s) and does not converge; the coefficient of "
+        f"{what} diverges. Drop or coarsen that covariate, "
+        "use exact= matching on it, or use model='gbm'",
+    )
+
+
+def _fit_logistic(X: pd.DataFrame, t: np.ndarray, design: _Design, separation: str = "refuse",
+                  separated: _Separation | None = None):
+    """Fit the logistic propensity model: ML, or Firth's penalised likelihood under separation.
+
+    ``separated`` is a separation already found column by column; with ``separation="firth"``
+    the model then goes straight to Firth, otherwise ML is tried first and Firth replaces it
+    when ML shows separation. Returns the fit, linear predictor, scores, summary and the
+    separation that made Firth necessary (None for an ML fit).
+    """
     Z = np.column_stack([np.ones(len(X)), X.to_numpy(dtype=float)])
     names = ["(Intercept)", *X.columns]
-    # tighter than R's glm (1e-8), so that the coefficients agree with R's to the precision R reaches
-    res = _newton_logistic(Z, t.astype(float), tol=1e-12, max_iter=200)
-    flagged = not res.converged or not np.all(np.isfinite(res.params))
+    tf = t.astype(float)
+    if separated is None:
+        # tighter than R's glm (1e-8), so that the coefficients agree with R's to the precision R reaches
+        res = _newton_logistic(Z, tf, tol=1e-12, max_iter=200)
+        separated = _ml_separation(Z, res, X, design)
+        if separated is not None and separation == "refuse":
+            raise PropensityError(separated.message + "; or set separation='firth' (Firth's penalised likelihood)")
+    if separated is not None:
+        res = _firth_logistic(Z, tf)
+        if not res.converged:
+            raise PropensityError(
+                f"the Firth propensity model did not converge in {res.iterations} iterations "
+                f"({separated.reason}); drop or coarsen that covariate"
+            )
     eta = Z @ res.params
     p = expit(eta)
-    extreme = (p < _SEPARATION_P) | (p > 1 - _SEPARATION_P)
-    if flagged or extreme.any():
-        # Separation by a combination of covariates: blame the term whose coefficient,
-        # scaled by the covariate's SD, has run furthest towards infinity.
-        sd = np.r_[0.0, X.to_numpy().std(axis=0)]
-        j = int(np.argmax(np.abs(res.params) * sd))
-        raise PropensityError(
-            f"perfect or quasi-complete separation: the logistic model predicts treatment "
-            f"exactly for {_n(int(extreme.sum()))} unit(s) and does not converge; the coefficient of "
-            f"{_describe_column(design, names[j])} diverges. Drop or coarsen that covariate, "
-            "use exact= matching on it, or use model='gbm'"
-        )
     from scipy import stats
 
     bse = np.asarray(res.bse)
@@ -557,11 +713,18 @@ def _fit_logistic(X: pd.DataFrame, t: np.ndarray, design: _Design):
         },
         index=pd.Index(names, name="term"),
     )
-    summary.attrs["model"] = "logistic regression (binomial, maximum likelihood by Newton-Raphson)"
+    if separated is None:
+        summary.attrs["model"] = "logistic regression (binomial, maximum likelihood by Newton-Raphson)"
+    else:
+        summary.attrs["model"] = (
+            "logistic regression (binomial, Firth's penalised likelihood with the Jeffreys-prior penalty, "
+            "as R brglm2 type = 'MPL_Jeffreys' and logistf; Wald standard errors)"
+        )
+        summary.attrs["penalised_loglik"] = float(res.penalised_loglik)  # type: ignore[attr-defined]
     summary.attrs["n"] = int(len(t))
     summary.attrs["deviance"] = float(res.deviance)
     summary.attrs["aic"] = float(res.aic)
-    return res, eta, p, summary
+    return res, eta, p, summary, separated
 
 
 def _fit_gbm(X: pd.DataFrame, t: np.ndarray, random_state: int, params: dict | None):
@@ -604,6 +767,8 @@ def propensity(
     *,
     min_arm: int = 5,
     gbm_params: dict | None = None,
+    separation: str = "refuse",
+    constant: str = "error",
 ) -> PropensityScore:
     """Fit a propensity score model and return the score and its logit for every unit.
 
@@ -616,7 +781,8 @@ def propensity(
     covariates : list of str
         Columns to adjust for. Object, string and category columns are categorical.
     model : {"logistic", "gbm"}
-        Logistic regression (statsmodels GLM; coefficients and SEs in ``.summary``) or
+        Logistic regression (maximum likelihood by Newton-Raphson, or Firth's penalised
+        likelihood under ``separation="firth"``; coefficients and SEs in ``.summary``) or
         scikit-learn's histogram gradient boosting.
     categorical : list of str, optional
         Numeric columns to treat as categorical as well (e.g. ``entry_year``, county codes).
@@ -635,6 +801,17 @@ def propensity(
         Smallest number of units per arm accepted (default 5).
     gbm_params : dict, optional
         Extra arguments for ``HistGradientBoostingClassifier``.
+    separation : {"refuse", "firth"}
+        Logistic model only. When ordinary maximum likelihood has no finite maximum (one
+        covariate or a combination separates the arms: infinite coefficients, fitted
+        probabilities of 0 or 1), ``"refuse"`` raises a :class:`PropensityError` naming the
+        covariate; ``"firth"`` fits Firth's penalised likelihood instead (finite estimates;
+        equal to R ``brglm2::brglm_fit(type = "MPL_Jeffreys")`` and logistf) and says why in
+        ``notes_``. Data without separation get the ordinary ML fit either way.
+    constant : {"error", "drop"}
+        A covariate with one value in every unit (or only missing values): ``"error"``
+        raises; ``"drop"`` leaves it out of the model, lists it in ``left_out_`` and says
+        so in ``notes_``. A small cohort (one entry year, one county) makes such covariates.
 
     Returns
     -------
@@ -643,8 +820,9 @@ def propensity(
     Raises
     ------
     PropensityError
-        Unknown columns, a non-binary treatment, an empty or tiny arm, a constant covariate,
-        separation (naming the covariate and level) or collinear covariates.
+        Unknown columns, a non-binary treatment, an empty or tiny arm, a constant covariate
+        (unless ``constant="drop"``), separation (naming the covariate and level; unless
+        ``separation="firth"``) or collinear covariates.
 
     Examples
     --------
@@ -668,6 +846,10 @@ def propensity(
         raise PropensityError(f"missing must be one of {MISSING}, got {missing!r}")
     if common_support not in COMMON_SUPPORT:
         raise PropensityError(f"common_support must be one of {COMMON_SUPPORT}, got {common_support!r}")
+    if separation not in SEPARATION:
+        raise PropensityError(f"separation must be one of {SEPARATION}, got {separation!r}")
+    if constant not in CONSTANT:
+        raise PropensityError(f"constant must be one of {CONSTANT}, got {constant!r}")
     for c in [*covariates, *categorical]:
         if c not in df.columns:
             raise PropensityError(f"covariate {c!r} is not in the data{_did_you_mean(c, df.columns)}")
@@ -706,11 +888,33 @@ def propensity(
                     f"(treated {_n(n1d)}, comparison {_n(n0d)}); at least {min_arm} per arm are needed"
                 )
 
-    design = _encode(sub, covariates, categorical, missing)
+    design = _encode(sub, covariates, categorical, missing, constant)
+    notes: list[str] = []
+    if design.constant:
+        # the one place where constant covariates are left out, whatever the design or unit
+        notes.append(
+            "covariates constant in this cohort and left out of the propensity model: "
+            + "; ".join(f"{c} ({why})" for c, why in design.constant.items())
+        )
+        covariates = [c for c in covariates if c not in design.constant]
+        if not covariates:
+            raise PropensityError(
+                "every covariate is constant in these data ("
+                + "; ".join(design.constant.values())
+                + "); the propensity model has nothing to adjust for: widen the cohort or add covariates"
+            )
+    separated = None
     if model == "logistic":
-        _check_separation_by_column(design, t)
+        separated = _separation_by_column(design, t)
+        if separated is not None and separation == "refuse":
+            raise PropensityError(separated.message + "; or set separation='firth' (Firth's penalised likelihood)")
         _check_collinear(design)
-        est, eta, p, summary = _fit_logistic(design.X, t, design)
+        est, eta, p, summary, separated = _fit_logistic(design.X, t, design, separation, separated)
+        if separated is not None:
+            notes.append(
+                f"the propensity model was fitted with Firth's penalised likelihood because {separated.reason} "
+                "(ordinary maximum likelihood has no finite estimate then)"
+            )
     else:
         est, eta, p, summary = _fit_gbm(design.X, t, random_state, gbm_params)
 
@@ -719,7 +923,11 @@ def propensity(
     score[rows.to_numpy()] = p
     logit[rows.to_numpy()] = eta
     design_full = design.X.reindex(df.index)
-    return PropensityScore(
+    ps = PropensityScore(
         df, treatment, covariates, model, score, logit, summary,
         common_support=common_support, design=design_full, kinds=design.kinds, estimator=est,
     )
+    ps.left_out_ = dict(design.constant)
+    ps.separation_ = None if separated is None else separated.reason
+    ps.notes_ = notes
+    return ps

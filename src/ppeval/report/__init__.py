@@ -184,6 +184,19 @@ def _rosenbaum(matched: pd.DataFrame, binary: str, threshold: int) -> dict[str, 
     }, (n10, n01), threshold)
 
 
+def _propensity_fit_text(ps) -> str:
+    """The methods' sentences on covariates left out as constant and on a Firth fit (or "")."""
+    out = ""
+    if ps.left_out_:
+        out += (" Left out as constant in this cohort: "
+                + "; ".join(f"{pretty_variable(c).lower()} ({why})" for c, why in ps.left_out_.items()) + ".")
+    if ps.separation_:
+        out += (f" The propensity model was fitted with Firth's penalised likelihood because {ps.separation_}: "
+                "ordinary maximum likelihood has no finite estimate when a covariate separates the arms, and Firth's "
+                "Jeffreys-prior penalty (Firth 1993; as R brglm2 and logistf) keeps every coefficient finite.")
+    return out
+
+
 def _methods(ev, matched_sample, bal) -> list[str]:
     """The methods section, one paragraph per topic, generated from the config and the fits."""
     c, p = ev.config["cohort"], ev.config["propensity"]
@@ -211,7 +224,7 @@ def _methods(ev, matched_sample, bal) -> list[str]:
            "now with enrolling later (censor_at_enrolment = false)."),
         f"Propensity score: {model} of enrolment on {', '.join(pretty_variable(x).lower() for x in ev.covariates)} "
         "(categorical covariates as indicator columns, missing values with indicators; common support: "
-        f"{p['common_support']}).",
+        f"{p['common_support']})." + _propensity_fit_text(ev.propensity_score),
         f"Matching: {matched_sample.method}." + (" Siblings were matched together as one family block." if c["unit"] == "child" else ""),
         f"Balance: standardized mean differences (SMD) use the {bal.s_d_denom} group's standard deviation from the unmatched sample; {bal.verdict.attrs.get('rule', '')}.",
         f"Outcomes: {outcomes}.",
