@@ -85,7 +85,52 @@ def hidden_binary_covariates(table: pd.DataFrame, sizes: dict[str, int], thresho
             continue
         k = (table[col].astype(float) * n).round()
         hide |= _small(k, threshold) | _small(n - k, threshold) | table[col].isna().to_numpy()
-    return pd.Series(hide & binary.to_numpy(), index=table.index)
+    hide = pd.Series(hide & binary.to_numpy(), index=table.index)
+    return _hide_categorical_remainders(table, hide, sizes, threshold, cols)
+
+
+def _hide_categorical_remainders(table: pd.DataFrame, hide: pd.Series, sizes: dict[str, int], threshold: int,
+                                 cols: dict[str, str]) -> pd.Series:
+    """Withhold more levels of a categorical covariate until its hidden levels add up to 0 or >= threshold.
+
+    The levels of one categorical covariate (``variable``) add up to the arm's units with
+    the covariate observed, so the arm size minus the published levels is the sum of the
+    hidden ones: two hidden levels of 3 and 4 units would publish their 7. While some arm's
+    hidden sum (before or after matching) is from 1 to ``threshold - 1``, the published level
+    with the fewest units in that arm is withheld as well. The ``_missing`` indicator is
+    not a level (its share sets how many units the levels are shares of).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"covariate": ["r_a", "r_b", "r_c"], "variable": "r", "type": "binary",
+    ...                   "mean_treated_after": [0.05, 0.35, 0.6]})
+    >>> _hide_categorical_remainders(t, pd.Series([True, False, False]), {"after_t": 100}, 11,
+    ...                              {"mean_treated_after": "after_t"}).tolist()
+    [True, True, False]
+    """
+    if "variable" not in table:
+        return hide
+    hide = hide.copy()
+    binary = table["type"].eq("binary") if "type" in table else pd.Series(False, index=table.index)
+    for var, rows in table[binary].groupby("variable", sort=False):
+        is_missing = rows["covariate"].eq(f"{var}_missing")
+        levels, missing = rows[~is_missing], rows[is_missing]
+        if len(levels) < 2:
+            continue  # a single 0/1 column: its k and n - k are checked above
+        counts = {}
+        for col, arm in cols.items():
+            if col not in table:
+                continue
+            share_missing = float(missing[col].iloc[0]) if len(missing) and pd.notna(missing[col].iloc[0]) else 0.0
+            observed = round(int(sizes[arm]) * (1 - share_missing))
+            counts[col] = (levels[col].astype(float).fillna(0) * observed).round()
+        while hide[levels.index].any() and not hide[levels.index].all():
+            h = hide[levels.index]
+            bad = next((c for c, k in counts.items() if 1 <= k[h].sum() < threshold), None)
+            if bad is None:
+                break
+            hide.loc[counts[bad][~h].idxmin()] = True
+    return hide
 
 
 def publish_balance_table(table: pd.DataFrame, hidden: pd.Series) -> pd.DataFrame:
