@@ -54,7 +54,7 @@ from tests.test_curve_privacy import (
     window_ends,
 )
 from tests.test_curve_privacy import leaks as curve_leaks
-from tests.test_hardening_suppression import build_attack, run_attack, run_cli
+from tests.test_hardening_suppression import _candidates, build_attack, run_attack, run_cli
 
 THRESHOLD = 11
 HIDDEN = {"suppressed", "<11", "&lt;11", "", "nan"}
@@ -154,7 +154,14 @@ def truth_cells(ev) -> pd.DataFrame:
             for arm, mask in (("treated", t), ("control", ~t)):
                 rows.append({"covariate": name, "variable": var, "phase": phase, "arm": arm,
                              "k": int(np.nansum(x[ok & mask])), "n": int((ok & mask).sum())})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # a level no matched unit has is still a row of the balance table (0 units after matching)
+    before = out[out["phase"] == "before"]
+    seen = set(zip(out.loc[out["phase"] == "after", "covariate"], out.loc[out["phase"] == "after", "arm"], strict=True))
+    t_after = ms.data[ps.treatment].astype(bool)
+    absent = [{**r, "phase": "after", "k": 0, "n": int(t_after.sum() if r["arm"] == "treated" else (~t_after).sum())}
+              for r in before.to_dict(orient="records") if (r["covariate"], r["arm"]) not in seen]
+    return pd.concat([out, pd.DataFrame(absent)], ignore_index=True) if absent else out
 
 
 def arm_sizes_published(res: dict, t1: pd.DataFrame) -> dict[tuple[str, str], int | None]:
@@ -298,13 +305,78 @@ def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str]) -> tuple[list
     return found, remainders
 
 
-def cell_leaks(found: list[dict], truth: pd.DataFrame, hidden_covariates: set[str]) -> list[dict]:
+def count_covariates(ev) -> list[str]:
+    """The model's count covariates: non-negative whole numbers, not only 0 and 1."""
+    d = ev.matched.ps.data
+    out = []
+    for c in ev.matched.ps.covariates:
+        if c in d and pd.api.types.is_numeric_dtype(d[c]) and not pd.api.types.is_bool_dtype(d[c]):
+            x = d[c].dropna().astype(float)
+            if len(x) and (x >= 0).all() and (x == np.round(x)).all() and not x.isin([0.0, 1.0]).all():
+                out.append(c)
+    return out
+
+
+def truth_sums(ev, covariates: list[str]) -> dict[tuple[str, str, str], int]:
+    """Unit-level totals of the count covariates per phase and arm."""
+    ms = ev.matched
+    out = {}
+    for phase, df in (("before", ms.ps.data), ("after", ms.data)):
+        t = df[ms.ps.treatment].astype(bool)
+        for c in covariates:
+            out[(c, phase, "treated")] = int(df.loc[t, c].sum())
+            out[(c, phase, "control")] = int(df.loc[~t, c].sum())
+    return out
+
+
+def solve_count_means(t1: pd.DataFrame, sizes, covariates: list[str]) -> list[dict]:
+    """Solver 2b: a count covariate's mean in Table 1 (two decimals) times the arm size -> its total."""
+    out = []
+    for _, r in t1[t1["covariate"].isin(covariates)].iterrows():
+        for (phase, arm), col in T1_COLS.items():
+            n, v = sizes[(phase, arm)], str(r[col]).strip()
+            if not n or v in HIDDEN or v.endswith("%"):
+                continue
+            lo, hi = (float(v) - 0.005) * n, (float(v) + 0.005) * n
+            cands = list(range(max(0, math.ceil(lo - 1e-9)), math.floor(hi + 1e-9) + 1))
+            if len(cands) == 1:
+                out.append({"covariate": r["covariate"], "phase": phase, "arm": arm, "sum": cands[0]})
+    return out
+
+
+def solve_pool_size(t1: pd.DataFrame, sizes, upper: int) -> int | None:
+    """Solver 2c: a hidden served cohort size from the comparison arm's percentages before matching.
+
+    Those are shares of the comparison pool, which also holds the served units' rows from
+    before their enrolment: pool = published comparison size + served size. A pool size that
+    alone fits every percentage (one decimal) gives the hidden served size.
+    """
+    n_c = sizes[("before", "control")]
+    if sizes[("before", "treated")] is not None or not n_c:
+        return None
+    body = t1[t1["covariate"] != "units (n)"]
+    pcts = [float(v[:-1]) for v in body[T1_COLS[("before", "control")]].astype(str) if v.endswith("%")]
+    if not pcts:
+        return None
+    cands = [n - n_c for n in _candidates(pcts, n_c + 1, n_c + upper)]
+    # the comparison arm's own size fits as well when its percentages are its own
+    return cands[0] if len(cands) == 1 else None
+
+
+def hidden_cells(t1: pd.DataFrame, binary: set[str]) -> set[tuple[str, str, str]]:
+    """The (covariate, phase, arm) cells of binary rows that Table 1 does not publish."""
+    body = t1[t1["covariate"].isin(binary)]
+    return {(r["covariate"], phase, arm) for _, r in body.iterrows() for (phase, arm), col in T1_COLS.items()
+            if str(r[col]).strip() in HIDDEN}
+
+
+def cell_leaks(found: list[dict], truth: pd.DataFrame, hidden: set[tuple[str, str, str]]) -> list[dict]:
     """Recovered cells equal to a true count (or its complement) from 1 to 10 that the report hides."""
     t = truth.set_index(["covariate", "phase", "arm"])
     out = []
     for f in found:
         key = (f["covariate"], f["phase"], f["arm"])
-        if key not in t.index or f["covariate"] not in hidden_covariates:
+        if key not in t.index or key not in hidden:
             continue
         k, n = int(t.loc[key, "k"]), int(t.loc[key, "n"])
         if f["k"] == k and (_small(k) or _small(n - k)):
@@ -491,6 +563,12 @@ def subgroup_leaks(found: list[dict], truth: pd.DataFrame) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------ the audit of one run
+def _event_days(ev, outcome: str) -> dict[str, np.ndarray]:
+    """Each arm's event days, those on day 0 counted in the first rise (the curve is drawn
+    from its start value at day 0, so a day-0 event rises with the first published point)."""
+    return {arm: np.where(d <= 0, 0.5, d) for arm, d in event_days(ev, outcome).items()}
+
+
 def _read_tables(out: Path) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_csv(p, dtype=str, keep_default_na=False) for p in (out / "tables").glob("*.csv")}
 
@@ -515,12 +593,12 @@ def audit(run: SimpleNamespace) -> dict:
     for key, n in sizes.items():
         assert n is None or true_sizes[key] in (n, alt[key]) or sizes[("before", "treated")] is None, (key, n, true_sizes[key])
     size_sets = [sizes, alt] if alt != sizes else [sizes]
-    # the hidden covariates: Table 1 rows not published in every column
-    body = t1[t1["covariate"] != "units (n)"]
-    hidden = set(body.loc[body[list(T1_COLS.values())].isin(list(HIDDEN)).any(axis=1), "covariate"])
+    # the suppressed cells: binary Table 1 cells not published
     binary = set(balance.loc[balance["type"] == "binary", "covariate"])
+    hidden = hidden_cells(t1, binary)
+    assert hidden == hidden_cells(t1_html, binary), "Table 1 differs between tables/table1.csv and report.html"
     tt = truth.set_index(["covariate", "phase", "arm"])
-    suppressed_cells = [(c, p, a) for c in hidden & binary for p in PHASES for a in ARMS]
+    suppressed_cells = sorted(hidden)
     assert all(k in tt.index for k in suppressed_cells), "a suppressed Table 1 cell without its unit-level truth"
     small_hidden = [k for k in suppressed_cells if _small(tt.loc[k, "k"]) or _small(tt.loc[k, "n"] - tt.loc[k, "k"])]
 
@@ -543,7 +621,21 @@ def audit(run: SimpleNamespace) -> dict:
         f, r = solve_table_one(table, sz, covariates)
         found += f
         rem += r
-    report["leaks"]["table1"] = cell_leaks(found, truth, hidden) + remainder_leaks(rem, truth)
+    c_ = ev.matched.counts
+    counts = count_covariates(ev)
+    sums = truth_sums(ev, counts)
+    for table, sz in ((t, z) for t in (t1, t1_html) for z in size_sets):
+        rem += [{"count_total": f} for f in solve_count_means(table, sz, counts)
+                if f["sum"] == sums[(f["covariate"], f["phase"], f["arm"])] and _small(f["sum"])]
+    report["leaks"]["table1"] = cell_leaks(found, truth, hidden) + remainder_leaks([r for r in rem if "sum" in r], truth)
+    report["leaks"]["table1"] += [r["count_total"] for r in rem if "count_total" in r]
+    # the hidden served cohort size, from the comparison pool's percentages
+    first = _int(tables["sample_flow"]["treated"].iloc[0])
+    for table in (t1, t1_html):
+        got = solve_pool_size(table, sizes, first or 5000)
+        unmatched = None if got is None else got - int(c_["treated_matched"])
+        if got == int(c_["treated"]) and unmatched is not None and _small(unmatched):
+            report["leaks"]["table1"].append({"served_cohort": got, "unmatched": unmatched})
     report["remainders_checked"] = len(rem)
     # flow, arm sizes, outcome events: the linear attack of the hardening tests
     s = build_attack(out, res)
@@ -569,7 +661,7 @@ def audit(run: SimpleNamespace) -> dict:
     svgs = curve_svgs(out)
     assert svgs, "no curve chart to attack"
     for where, outcome, svg in svgs:
-        found += [f"{where}: {f}" for f in curve_leaks(read_curves(svg), event_days(ev, outcome), window_ends(res, outcome))]
+        found += [f"{where}: {f}" for f in curve_leaks(read_curves(svg), _event_days(ev, outcome), window_ends(res, outcome))]
     report["leaks"]["curves"] = found
     report["curve_charts"] = len(svgs)
     # 5. subgroups (CSV and results.json)
@@ -678,7 +770,7 @@ def test_balance_solver_finds_unsuppressed_cells(raw, tmp_path):
     keep = ["covariate", "type", "smd_before", "smd_after", "ecdf_max_before", "ecdf_max_after"]
     p.write_text(raw.bal[keep].to_csv(index=False, float_format="%.6g"), encoding="utf-8")
     t1 = _cell_suppressed_table_one(raw)
-    hidden = set(t1.loc[t1.isin(["suppressed"]).any(axis=1), "covariate"])
+    hidden = hidden_cells(t1, set(raw.bal["covariate"]))
     leaks = cell_leaks(solve_balance(pd.read_csv(p), raw.sizes, t1=t1), raw.truth, hidden)
     assert len(leaks) >= 3, leaks
     assert all(f["k"] == f["true_k"] for f in leaks)
@@ -694,7 +786,7 @@ def test_love_plot_solver_finds_unsuppressed_cells(raw):
     love = love_by_covariate(svg, raw.bal, list(raw.run.ev.covariates))
     assert len(love) == len(raw.bal)
     t1 = _cell_suppressed_table_one(raw)
-    hidden = set(t1.loc[t1.isin(["suppressed"]).any(axis=1), "covariate"])
+    hidden = hidden_cells(t1, set(raw.bal["covariate"]))
     nan = raw.bal.assign(smd_before=np.nan, smd_after=np.nan, ecdf_max_before=np.nan, ecdf_max_after=np.nan)
     leaks = cell_leaks(solve_balance(nan, raw.sizes, love, t1=t1), raw.truth, hidden)
     assert len(leaks) >= 3, leaks
@@ -705,11 +797,26 @@ def test_table_one_solver_finds_unsuppressed_cells(raw):
     and a categorical variable's published levels give the hidden ones' sum."""
     ev = raw.run.ev
     t1 = _cell_suppressed_table_one(raw)
-    hidden = set(t1.loc[t1.isin(["suppressed"]).any(axis=1), "covariate"])
+    hidden = hidden_cells(t1, set(raw.bal["covariate"]))
     found, rem = solve_table_one(t1, raw.sizes, list(ev.covariates))
     leaks = cell_leaks(found, raw.truth, hidden)
     assert len(leaks) >= 3, leaks
     assert remainder_leaks(rem, raw.truth), rem
+    # a count covariate's mean: its total, when the arm is small
+    counts = count_covariates(ev)
+    sums = truth_sums(ev, counts)
+    got = [f for f in solve_count_means(t1, raw.sizes, counts) if f["sum"] == sums[(f["covariate"], f["phase"], f["arm"])]]
+    assert any(_small(f["sum"]) for f in got), (got, sums)
+
+
+def test_pool_size_solver_finds_a_hidden_served_size():
+    """Comparison percentages over a pool of 472 + 104 rows pin the hidden 104 (with 95 matched: 9 unmatched)."""
+    rng = np.random.default_rng(3)
+    ks = rng.integers(30, 400, size=12)
+    t1 = pd.DataFrame({"covariate": ["units (n)"] + [f"c{i}" for i in range(12)],
+                       "comparison, before": ["472"] + [f"{100 * k / 576:.1f}%" for k in ks]})
+    sizes = {("before", "treated"): None, ("before", "control"): 472}
+    assert solve_pool_size(t1, sizes, 195) == 104
 
 
 def test_rosenbaum_solver_finds_the_counts():
@@ -751,3 +858,45 @@ def test_sweep(tmp_path, children, seed):
     run = _report(_synth(tmp_path, children, seed), f"s{seed}", tmp_path / "runs.jsonl")
     r = audit(run)
     assert not _all_leaks(r), _all_leaks(r)
+
+
+def test_publication_rules():
+    """The rules the audit checks, on a table small enough to read."""
+    from ppeval.report.publish import (
+        hidden_binary_covariates,
+        publish_rosenbaum,
+        withhold_before_columns,
+    )
+
+    t = pd.DataFrame({"covariate": ["a", "b", "c"], "variable": ["a", "b", "c"], "type": ["binary", "binary", "continuous"],
+                      "mean_treated_before": [0.5, 1 / 94, 0.3], "mean_control_before": [0.5, 0.5, 0.3],
+                      "mean_treated_after": [0.5, 0.5, 0.3], "mean_control_after": [0.5, 0.5, 0.3],
+                      "smd_before": [0.0, -0.49, 0.0], "ecdf_max_before": [0.0, 0.49, 0.1]})
+    sizes = {"before_t": 94, "before_c": 200, "after_t": 94, "after_c": 94}
+    assert hidden_binary_covariates(t, sizes, THRESHOLD).tolist() == [False, True, False]
+    # a hidden cohort size: the rows stay, their before-matching statistics go (both arms, and every eCDF)
+    assert hidden_binary_covariates(t, sizes, THRESHOLD, {"before_t": True}).tolist() == [False, False, False]
+    w = withhold_before_columns(t, {"before_t": True})
+    assert w[["mean_treated_before", "mean_control_before", "smd_before"]].isna().to_numpy().tolist() == [[True] * 3, [True] * 3, [False] * 3]
+    assert w["ecdf_max_before"].isna().all()
+    # a small matched arm: everything binary goes
+    assert hidden_binary_covariates(t, {**sizes, "after_t": 7}, THRESHOLD).tolist() == [True, True, False]
+    # levels of one variable: two hidden levels of 3 + 4 units hide a third
+    cat = pd.DataFrame({"covariate": ["r_a", "r_b", "r_c", "r_d"], "variable": "r", "type": "binary",
+                        "mean_treated_after": [0.03, 0.04, 0.13, 0.80], "mean_control_after": [0.25] * 4})
+    got = hidden_binary_covariates(cat, {"after_t": 100, "after_c": 100}, THRESHOLD).tolist()
+    assert got == [True, True, True, False]
+    rb = {"outcome": "x", "gamma_critical": 1.3, "table": [{"gamma": 1, "p": 0.5}]}
+    assert publish_rosenbaum(rb, (5, 4), THRESHOLD)["table"] is None
+    assert publish_rosenbaum(rb, (5, 4), THRESHOLD)["gamma_critical"] is None
+    assert publish_rosenbaum(rb, (15, 0), THRESHOLD) is rb
+
+
+def test_subgroup_remainders_are_protected():
+    from ppeval.report import _hide_small_remainders
+
+    c = pd.DataFrame({"n_treated": [6, 2, 40], "events_treated": [1, 1, 20]})
+    assert _hide_small_remainders(c, pd.Series([True, True, False]), list(c.columns), THRESHOLD).tolist() == [True, True, True]
+    c = pd.DataFrame({"n_treated": [6, 7, 40, 30], "events_treated": [3, 0, 20, 12]})
+    # 13 units hidden, but 3 events: the level with the fewest events (12) goes too
+    assert _hide_small_remainders(c, pd.Series([True, True, False, False]), list(c.columns), THRESHOLD).tolist() == [True, True, False, True]

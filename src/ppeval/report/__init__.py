@@ -56,7 +56,7 @@ from .content import (
     rate_caption,
     table_one,
 )
-from .publish import publish_rosenbaum, publish_table_one, published_balance
+from .publish import publish_rosenbaum, publish_table_one, published_balance, small_count_covariates
 
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
 
@@ -341,7 +341,10 @@ def build(ev) -> dict[str, Any]:
     n_bal = getattr(ev.balance, "n", None) or {}
     sizes = {"before_t": int(n_bal.get("treated_before", cohort_n["treated"])), "before_c": int(n_bal.get("control_before", cohort_n["comparison"])),
              "after_t": int(mt_.sum()), "after_c": int((~mt_).sum())}
-    bal = published_balance(ev.balance, sizes, thr, {"before_t": hide_cohort["treated"], "before_c": hide_cohort["comparison"]})
+    ps_ = ms.ps
+    counts_hidden = small_count_covariates(ps_.data, data, list(ps_.covariates), ps_.treatment, thr) if thr >= 2 else []
+    bal = published_balance(ev.balance, sizes, thr, {"before_t": hide_cohort["treated"], "before_c": hide_cohort["comparison"]},
+                            also_hidden=counts_hidden)
     t1 = publish_table_one(table_one(bal.table, cd.loc[tr | cmp_], data, thr, hide_before={"treated": hide_cohort["treated"], "comparison": hide_cohort["comparison"]}),
                            bal.hidden_covariates, SUPPRESSED_TEXT)
 
@@ -563,7 +566,7 @@ def _withheld_note(bal) -> str:
     hidden = getattr(bal, "hidden_covariates", None)
     if not hidden:
         return ""
-    return (f" The differences of {len(hidden)} binary covariate level(s) with a cell below the suppression threshold are "
+    return (f" The differences of {len(hidden)} covariate row(s) resting on fewer units than the suppression threshold are "
             "withheld (not drawn); the balance verdict includes them.")
 
 
