@@ -263,8 +263,10 @@ def _pct(v) -> float | None:
     return float(v[:-1]) / 100 if v.endswith("%") else None
 
 
-def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str]) -> tuple[list[dict], list[dict]]:
+def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str], sig3: bool = False) -> tuple[list[dict], list[dict]]:
     """Solver 2: Table 1's percentages and SMDs -> cells; categorical remainders -> hidden sums.
+
+    ``sig3``: the SMDs are given to 3 significant digits (report.html), not 3 decimals.
 
     Returns (cells recovered, remainders): a remainder is the arm size minus the published
     levels of a categorical variable, i.e. the sum of its hidden levels.
@@ -281,14 +283,14 @@ def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str]) -> tuple[list
                 p = _pct(r[T1_COLS[(phase, arm)]])
                 if p is not None:
                     shares[key] = [(p, 0.0005 + 1e-9)]
-            smd = r.get(f"SMD {phase}")
+            smd = str(r.get(f"SMD {phase}", "")).strip()
             diffs = []
-            if smd is not None and str(smd).strip() not in HIDDEN and (shares or str(r[T1_COLS[(phase, "treated")]]).strip() in HIDDEN):
-                diffs.append((float(smd), 0.0005 + 1e-9, False))
-            if not shares and not diffs:
-                continue
-            if not diffs and len(shares) == 2:
-                continue  # both percentages published: nothing hidden to solve
+            if smd not in HIDDEN:
+                # tables/table1.csv rounds SMDs to 3 decimals, report.html shows 3 significant digits
+                tol = _tol(float(smd), 3) if sig3 else 0.0005 + 1e-9
+                diffs.append((float(smd), tol, False))
+            if len(shares) == 2 or not (shares or diffs):
+                continue  # both percentages published (nothing hidden), or nothing to go on
             found += _recovered(r["covariate"], phase, sizes, *solve_pair(n_t, n_c, diffs, shares), "Table 1")
     for var in variables:
         levels = body[body["covariate"].str.startswith(var + "_")]
@@ -618,7 +620,7 @@ def audit(run: SimpleNamespace) -> dict:
     # 2. Table 1 (CSV and HTML), its categorical remainders
     found, rem = [], []
     for table, sz in ((t, z) for t in (t1, t1_html) for z in size_sets):
-        f, r = solve_table_one(table, sz, covariates)
+        f, r = solve_table_one(table, sz, covariates, sig3=table is t1_html)
         found += f
         rem += r
     c_ = ev.matched.counts
@@ -680,6 +682,7 @@ def audit(run: SimpleNamespace) -> dict:
         # the published levels are the unit-level truth
         tsub = truth_sub.set_index(["subgroup", "level"])
         for _, r in tables["subgroups"].iterrows():
+            assert (r["subgroup"], r["level"]) in tsub.index, ("a subgroup level without its unit-level truth", r["subgroup"], r["level"])
             for cname in SUB_COLS:
                 v = _int(r[cname])
                 if v is not None:
