@@ -184,7 +184,7 @@ def small_count_covariates(before: pd.DataFrame, after: pd.DataFrame, covariates
 
     Examples
     --------
-    >>> b = pd.DataFrame({"t": [True] * 3 + [False] * 30, "k": [0, 1, 0] + [1] * 30, "x": [0.5] * 33})
+    >>> b = pd.DataFrame({"t": [True] * 3 + [False] * 30, "k": [0, 2, 0] + [1] * 30, "x": [0.5] * 33})
     >>> small_count_covariates(b, b, ["k", "x"], "t", 11)
     ['k']
     """
