@@ -59,7 +59,7 @@ from .content import (
     served_text,
     table_one,
 )
-from .publish import publish_rosenbaum, publish_table_one, published_balance
+from .publish import publish_rosenbaum, publish_table_one, published_balance, small_count_covariates
 
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
 
@@ -151,11 +151,39 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
         t.loc["__total__"] = t.sum()
         sup = suppress_counts(t, cols, threshold, total_row="__total__",
                               events={"events_treated": "n_treated", "events_comparison": "n_comparison"}).table
-        small.loc[grp.index] = sup.drop(index="__total__").isna().any(axis=1).to_numpy()
+        hide = sup.drop(index="__total__").isna().any(axis=1)
+        small.loc[grp.index] = _hide_small_remainders(t.drop(index="__total__"), hide, cols, threshold).to_numpy()
     out["suppressed"] = small
     for c in ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_comparison", "events_treated", "events_comparison"):
         out[c] = out[c].astype(float).where(~small)
     return out
+
+
+def _hide_small_remainders(counts: pd.DataFrame, hidden: pd.Series, cols: list[str], threshold: int) -> pd.Series:
+    """Hide more levels until the hidden levels of a variable add up to 0 or at least ``threshold``.
+
+    The levels of one subgroup variable add up to the analysed sample, whose counts are
+    published: the total minus the published levels is the sum of the hidden ones. Hiding
+    two levels of 6 and 2 leaves their sum, 8, a subtraction away, so while some column's
+    hidden sum is from 1 to ``threshold - 1`` the published level with the smallest count in
+    that column is hidden as well (whole rows: a level is published or not).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"n": [6, 2, 40, 30]})
+    >>> _hide_small_remainders(c, pd.Series([True, True, False, False]), ["n"], 11).tolist()
+    [True, True, False, True]
+    """
+    hidden = hidden.copy()
+    while hidden.any() and not hidden.all():
+        sums = counts.loc[hidden, cols].sum()
+        bad = [c for c in cols if 1 <= int(sums[c]) < threshold]
+        if not bad:
+            break
+        # the published level that adds least to the offending column
+        shown = counts.loc[~hidden, bad[0]]
+        hidden.loc[shown.idxmin()] = True
+    return hidden
 
 
 def _rosenbaum(matched: pd.DataFrame, binary: str, threshold: int) -> dict[str, Any] | None:
@@ -334,8 +362,15 @@ def build(ev) -> dict[str, Any]:
     # every binary statistic that would give back a suppressed count is withheld here, once,
     # so the CSVs, results.json, Table 1, the love plot and the HTML all publish the same values
     mt_ = data["treated"].astype(bool)
-    sizes = {"before_t": cohort_n["treated"], "before_c": cohort_n["comparison"], "after_t": int(mt_.sum()), "after_c": int((~mt_).sum())}
-    bal = published_balance(ev.balance, sizes, thr, {"before_t": hide_cohort["treated"], "before_c": hide_cohort["comparison"]})
+    # the units each proportion is a share of: before matching the comparison arm of the
+    # balance statistics also holds the served units' rows from before their enrolment
+    n_bal = getattr(ev.balance, "n", None) or {}
+    sizes = {"before_t": int(n_bal.get("treated_before", cohort_n["treated"])), "before_c": int(n_bal.get("control_before", cohort_n["comparison"])),
+             "after_t": int(mt_.sum()), "after_c": int((~mt_).sum())}
+    ps_ = ms.ps
+    counts_hidden = small_count_covariates(ps_.data, data, list(ps_.covariates), ps_.treatment, thr) if thr >= 2 else []
+    bal = published_balance(ev.balance, sizes, thr, {"before_t": hide_cohort["treated"], "before_c": hide_cohort["comparison"]},
+                            also_hidden=counts_hidden)
     t1 = publish_table_one(table_one(bal.table, cd.loc[tr | cmp_], data, thr, hide_before={"treated": hide_cohort["treated"], "comparison": hide_cohort["comparison"]}),
                            bal.hidden_covariates, SUPPRESSED_TEXT)
 
@@ -553,8 +588,8 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
     verdict = "every covariate within" if bal.passed else "not every covariate within"
     _add_chart(out, folder, "love_plot", "Covariate balance before and after matching",
                f"{'Matching made the groups comparable' if bal.passed else 'Matching reduced the differences between the groups'}: "
-               f"the largest standardized difference went from {bal.max_abs_smd_before:.2f} "
-               f"to {bal.max_abs_smd_after:.2f} ({verdict} the 0.1 threshold).", ax)
+               f"the largest standardized difference{_over_published(bal)} went from {bal.max_abs_smd_before:.2f} "
+               f"to {bal.max_abs_smd_after:.2f} ({verdict} the 0.1 threshold).{_withheld_note(bal)}", ax)
     _add_chart(out, folder, "propensity_overlap", "Overlap of propensity scores",
                "Served and comparison units' propensity scores (smoothed densities) before and after matching; "
                "after matching the two arms cover the same range.", charts.overlap_chart(content["matched"]))
@@ -569,6 +604,21 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
                    "in each subgroup (percentage points, 95% CI); subgroups too small to publish are marked.",
                    charts.forest_chart(sub, f"{LABELS[h.outcome][1]} within {h.window_months} months, by subgroup"))
     return out
+
+
+def _over_published(bal) -> str:
+    """" over the published covariates" when some covariates' statistics are withheld (the
+    maximum is then taken over the published ones only), else nothing."""
+    return " over the published covariates" if getattr(bal, "hidden_covariates", None) else ""
+
+
+def _withheld_note(bal) -> str:
+    """The sentence saying which statistics the love plot leaves out, and that the verdict includes them."""
+    hidden = getattr(bal, "hidden_covariates", None)
+    if not hidden:
+        return ""
+    return (f" The differences of {len(hidden)} covariate row(s) resting on fewer units than the suppression threshold are "
+            "withheld (not drawn); the balance verdict includes them.")
 
 
 def _count_markup(n: Any, thr: int) -> Markup:
@@ -630,7 +680,8 @@ def _plain_summary(ev, content: dict[str, Any]) -> str:
     bal = content["balance"]
     balance = ("After matching the two groups looked alike on every characteristic we measured."
                if bal.passed else
-               f"After matching some characteristics still differed (largest standardized difference {bal.max_abs_smd_after:.2f}, above the usual 0.1), so read the results with care.")
+               f"After matching some characteristics still differed (largest standardized difference{_over_published(bal)} {bal.max_abs_smd_after:.2f}; "
+               "above the usual 0.1 for at least one characteristic), so read the results with care.")
     return (f"We looked at {unit} who {design} {window}. {mt} {unit} whose parents took part in the {program} were each paired "
             f"with similar {unit} whose parents did not ({mc} comparison {unit}), and both groups were followed from the same point in time. "
             f"{balance} Differences could still come from things the data do not record; the sensitivity section says how strong such a factor would have to be.")
@@ -657,6 +708,7 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "config_text": json.dumps(content["results"]["config"], indent=2, sort_keys=True),
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
         "headline": content["headline"], "label": LABELS, "not_estimable": content["not_estimable"],
+        "smd_scope": _over_published(content["balance"]),
     }
     return env.get_template("report.html.j2").render(**ctx), env.get_template("factsheet.html.j2").render(**ctx)
 

@@ -124,7 +124,7 @@ def published_steps(times, events, threshold: int, horizon: float, anchors=(), m
     times = np.asarray(times, float)
     cum = np.concatenate([[0.0], np.cumsum(np.asarray(events, float))])
 
-    def count(t: float) -> float:  # events in (0, t]
+    def count(t: float) -> float:  # events at times <= t (count(-inf) = 0)
         return float(cum[np.searchsorted(times, t, side="right")])
 
     def ok(a: float, b: float) -> bool:
@@ -142,12 +142,14 @@ def published_steps(times, events, threshold: int, horizon: float, anchors=(), m
     grid = [float(g) for g in np.unique(steps * 365 // 12) if 0 < g < horizon]
     chosen: list[float] = []
     for c in grid:
-        if allowed(chosen[-1] if chosen else 0.0, c):
+        # the first step is measured from before time 0: the curve is drawn from its start
+        # value at day 0, so events on day 0 itself rise with the first published point
+        if allowed(chosen[-1] if chosen else -np.inf, c):
             chosen.append(c)
     # the horizon: merge the last steps into it until it pools enough events
     trial = list(chosen)
     while True:
-        if allowed(trial[-1] if trial else 0.0, horizon):
+        if allowed(trial[-1] if trial else -np.inf, horizon):
             chosen = trial + [horizon]
             break
         if not trial:

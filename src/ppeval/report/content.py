@@ -400,7 +400,7 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
             continue
         v = bt[col].astype(float)
         count = (v * n[arm]).round()
-        hide = binary & (((count >= 1) & (count < threshold)) | (((n[arm] - count) >= 1) & ((n[arm] - count) < threshold)))
+        hide = binary & (((count >= 1) & (count < threshold)) | (((n[arm] - count) >= 1) & ((n[arm] - count) < threshold)) | v.isna())
         shown = np.where(binary, (100 * v).round(1).astype(str) + "%", v.round(2).astype(str))
         out[col] = np.where(hide, SUPPRESSED_TEXT, shown)
     for col in ("smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after"):

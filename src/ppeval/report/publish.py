@@ -79,13 +79,129 @@ def hidden_binary_covariates(table: pd.DataFrame, sizes: dict[str, int], thresho
         if col not in table:
             continue
         n = int(sizes[arm])
-        if hidden_sizes.get(arm, False) or is_sensitive(n, threshold):
-            # an unpublished (or small) arm size: every proportion of it is unsafe
+        if is_sensitive(n, threshold) or (hidden_sizes.get(arm, False) and not arm.startswith("before")):
+            # a small (or unpublished matched) arm size: every proportion of it is unsafe
             hide |= True
+            continue
+        if hidden_sizes.get(arm, False):
+            # a cohort size hidden because the number left unmatched is small: the before-matching
+            # proportions would pin it (one n fits them all), so they are withheld for every binary
+            # row (:func:`withhold_before_columns`); the matched arms' cells are checked as usual
             continue
         k = (table[col].astype(float) * n).round()
         hide |= _small(k, threshold) | _small(n - k, threshold) | table[col].isna().to_numpy()
-    return pd.Series(hide & binary.to_numpy(), index=table.index)
+    hide = pd.Series(hide & binary.to_numpy(), index=table.index)
+    checked = {c: a for c, a in cols.items() if not hidden_sizes.get(a, False)}
+    return _hide_categorical_remainders(table, hide, sizes, threshold, checked)
+
+
+#: the before-matching statistics of a binary row that involve both arms
+BEFORE_DIFFERENCES = ("smd_before", "variance_ratio_before", "ecdf_mean_before", "ecdf_max_before")
+
+
+def withhold_before_columns(table: pd.DataFrame, hidden_sizes: dict[str, bool] | None) -> pd.DataFrame:
+    """Before-matching statistics set to NaN when a cohort arm's size is hidden.
+
+    Binary rows lose every before-matching statistic, of both arms: the hidden arm's
+    proportions would pin its size (one n fits them all), and the comparison arm's
+    proportions before matching are shares of a pool that also holds the served units'
+    rows from before their enrolment, so they pin the served size too (pool minus the
+    published comparison size). Every row loses its before-matching eCDF statistics: an
+    eCDF difference is ``i/n_t - j/n_c``, which narrows the hidden size down. Continuous
+    rows keep their means, SMDs and variance ratios (a mean age does not pin a size).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"type": ["binary", "continuous"], "mean_treated_before": [0.5, 3.0],
+    ...                   "mean_control_before": [0.4, 2.0], "smd_before": [0.1, 0.2], "ecdf_max_before": [0.1, 0.3]})
+    >>> out = withhold_before_columns(t, {"before_t": True})
+    >>> out["mean_control_before"].isna().tolist(), out["smd_before"].isna().tolist(), out["ecdf_max_before"].isna().tolist()
+    ([True, False], [True, False], [True, True])
+    """
+    if not any((hidden_sizes or {}).get(a, False) for a in ("before_t", "before_c")):
+        return table
+    out = table.copy()
+    binary = out["type"].eq("binary").to_numpy() if "type" in out else np.zeros(len(out), dtype=bool)
+    cols = [c for c in ("mean_treated_before", "mean_control_before", *BEFORE_DIFFERENCES) if c in out]
+    out.loc[binary, cols] = np.nan
+    out[[c for c in ("ecdf_mean_before", "ecdf_max_before") if c in out]] = np.nan
+    return out
+
+
+def _hide_categorical_remainders(table: pd.DataFrame, hide: pd.Series, sizes: dict[str, int], threshold: int,
+                                 cols: dict[str, str]) -> pd.Series:
+    """Withhold more levels of a categorical covariate until its hidden levels add up to 0 or >= threshold.
+
+    The levels of one categorical covariate (``variable``) add up to the arm's units with
+    the covariate observed, so the arm size minus the published levels is the sum of the
+    hidden ones: two hidden levels of 3 and 4 units would publish their 7. While some arm's
+    hidden sum (before or after matching) is from 1 to ``threshold - 1``, the published level
+    with the fewest units in that arm is withheld as well. The ``_missing`` indicator is
+    not a level (its share sets how many units the levels are shares of).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"covariate": ["r_a", "r_b", "r_c"], "variable": "r", "type": "binary",
+    ...                   "mean_treated_after": [0.05, 0.35, 0.6]})
+    >>> _hide_categorical_remainders(t, pd.Series([True, False, False]), {"after_t": 100}, 11,
+    ...                              {"mean_treated_after": "after_t"}).tolist()
+    [True, True, False]
+    """
+    if "variable" not in table:
+        return hide
+    hide = hide.copy()
+    binary = table["type"].eq("binary") if "type" in table else pd.Series(False, index=table.index)
+    for var, rows in table[binary].groupby("variable", sort=False):
+        is_missing = rows["covariate"].eq(f"{var}_missing")
+        levels, missing = rows[~is_missing], rows[is_missing]
+        if len(levels) < 2:
+            continue  # a single 0/1 column: its k and n - k are checked above
+        counts = {}
+        for col, arm in cols.items():
+            if col not in table:
+                continue
+            share_missing = float(missing[col].iloc[0]) if len(missing) and pd.notna(missing[col].iloc[0]) else 0.0
+            observed = round(int(sizes[arm]) * (1 - share_missing))
+            counts[col] = (levels[col].astype(float).fillna(0) * observed).round()
+        while hide[levels.index].any() and not hide[levels.index].all():
+            h = hide[levels.index]
+            bad = next((c for c, k in counts.items() if 1 <= k[h].sum() < threshold), None)
+            if bad is None:
+                break
+            hide.loc[counts[bad][~h].idxmin()] = True
+    return hide
+
+
+def small_count_covariates(before: pd.DataFrame, after: pd.DataFrame, covariates: list[str], treatment: str,
+                           threshold: int) -> list[str]:
+    """Count covariates (non-negative whole numbers, not 0/1) whose total in some arm is from 1 to threshold - 1.
+
+    The mean of a count is its total over the arm size: with the size published, a mean
+    of prior removals of 0.02 in an arm of 47 is a total of 1, so one child with one prior
+    removal. When an arm's total (before or after matching) is from 1 to ``threshold - 1``,
+    at most that many units have a nonzero value, and every statistic of the covariate
+    (mean, SMD, variance ratio, eCDF) is withheld, as for a binary covariate.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"t": [True] * 3 + [False] * 30, "k": [0, 2, 0] + [1] * 30, "x": [0.5] * 33})
+    >>> small_count_covariates(b, b, ["k", "x"], "t", 11)
+    ['k']
+    """
+    out = []
+    for cov in covariates:
+        if cov not in before or not pd.api.types.is_numeric_dtype(before[cov]) or pd.api.types.is_bool_dtype(before[cov]):
+            continue
+        x = pd.concat([before[cov], after[cov]]).dropna().astype(float)
+        if x.empty or (x < 0).any() or (x != np.round(x)).any() or x.isin([0.0, 1.0]).all():
+            continue  # not a count (or a 0/1 column, checked as binary)
+        for df in (before, after):
+            arm = df[treatment].astype(bool)
+            totals = [float(df.loc[arm, cov].sum()), float(df.loc[~arm, cov].sum())]
+            if any(1 <= t < threshold for t in totals):
+                out.append(cov)
+                break
+    return out
 
 
 def publish_balance_table(table: pd.DataFrame, hidden: pd.Series) -> pd.DataFrame:
@@ -97,15 +213,19 @@ def publish_balance_table(table: pd.DataFrame, hidden: pd.Series) -> pd.DataFram
 
 
 def published_balance(bal: Any, sizes: dict[str, int], threshold: int,
-                      hidden_sizes: dict[str, bool] | None = None) -> Any:
+                      hidden_sizes: dict[str, bool] | None = None, also_hidden: list[str] | None = None) -> Any:
     """A shallow copy of a :class:`~ppeval.balance.Balance` whose ``table`` is safe to publish.
 
     The verdict (``passed``, ``verdict``) is kept from the true values: it states no number.
     ``hidden_covariates`` lists the covariates withheld (for the love plot's marks and notes).
+    ``also_hidden``: further rows to withhold whole (count covariates with a small total,
+    :func:`small_count_covariates`).
     """
     hidden = hidden_binary_covariates(bal.table, sizes, threshold, hidden_sizes)
+    if also_hidden:
+        hidden = hidden | bal.table["covariate"].isin(also_hidden)
     pub = copy.copy(bal)
-    pub.table = publish_balance_table(bal.table, hidden)
+    pub.table = withhold_before_columns(publish_balance_table(bal.table, hidden), hidden_sizes)
     # the true verdict table carries per-covariate SMDs: keep only the pass/fail flags
     if getattr(bal, "verdict", None) is not None:
         v = bal.verdict.copy()
