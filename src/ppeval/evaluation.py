@@ -65,6 +65,10 @@ class Evaluation:
         self._progress = progress
         #: Things the reader should know (pooled categories, dropped covariates, ...).
         self.notes: list[str] = []
+        #: Notes whose only words from the data are levels of one non-id column, by that
+        #: column (``{"county": ["county: 2 rare level(s) pooled into '19153' ..."]}``): the
+        #: identifier guard takes a county code there for the county's, not for an id.
+        self.note_labels: dict[str, list[str]] = {}
         #: Defaults the evaluation applied beyond the config's own (``key = value`` texts).
         self.defaults_applied: list[str] = []
 
@@ -252,7 +256,9 @@ class Evaluation:
                     df[col] = s.where(~key.isin(rare), s[key == target].iloc[0])
                 else:
                     df[col] = key.where(~key.isin(rare), target)
-                self.notes.append(f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model")
+                note = f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model"
+                self.notes.append(note)
+                self.note_labels.setdefault(col, []).append(note)
         return df
 
     @cached_property
