@@ -20,6 +20,7 @@ where it stands as a token of such a label (``IdentifierGuard`` class notes). He
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import shutil
@@ -161,6 +162,26 @@ def seq_eval(seq_extract):
     return ppeval.Evaluation.from_toml(seq_extract["cfg"])
 
 
+@pytest.fixture(scope="module")
+def chart_cache(seq_eval, tmp_path_factory):
+    """The report's charts of this extract, drawn once: drawing them is most of a report's
+    time, and they are the same in every case (reruns are byte-identical)."""
+    folder = tmp_path_factory.mktemp("charts") / "charts"
+    return folder, report_mod._charts(seq_eval, report_mod.build(seq_eval), folder)
+
+
+def _reuse_charts(monkeypatch, chart_cache) -> None:
+    """Every report of this test publishes the cached charts: the same files and captions."""
+    folder, charts = chart_cache
+
+    def charts_(ev, content, target):
+        if target is not None:
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+        return copy.deepcopy(charts)
+
+    monkeypatch.setattr(report_mod, "_charts", charts_)
+
+
 def _kid(seq_extract, seq_eval) -> str:
     """A child id that is also a county code printed in Table 1."""
     bt = report_mod.build(seq_eval)["balance"].table
@@ -222,8 +243,10 @@ def _inject_html(monkeypatch, kid):
 
 @pytest.mark.parametrize("inject", [_inject_caption, _inject_csv_id_column, _inject_csv_text_cell, _inject_html],
                          ids=["caption", "csv-id-column", "csv-text-cell", "html-text"])
-def test_an_id_anywhere_else_is_still_refused(inject, seq_extract, seq_eval, monkeypatch, tmp_path, capsys):
+def test_an_id_anywhere_else_is_still_refused(inject, seq_extract, seq_eval, chart_cache, monkeypatch, tmp_path,
+                                              capsys):
     kid = _kid(seq_extract, seq_eval)
+    _reuse_charts(monkeypatch, chart_cache)
     where = inject(monkeypatch, kid)
     out = tmp_path / "report"
     with pytest.raises(PrivacyError) as info:
@@ -243,8 +266,9 @@ def test_an_id_anywhere_else_is_still_refused(inject, seq_extract, seq_eval, mon
     assert not out.exists()  # nothing published
 
 
-def test_the_cli_refuses_with_exit_1_and_never_prints_the_id(seq_extract, monkeypatch, tmp_path):
+def test_the_cli_refuses_with_exit_1_and_never_prints_the_id(seq_extract, chart_cache, monkeypatch, tmp_path):
     kid = sorted(seq_extract["counties"] & seq_extract["ids"]["child"])[0]
+    _reuse_charts(monkeypatch, chart_cache)
     _inject_caption(monkeypatch, kid)
     status, stdout, stderr = run_cli("report", str(seq_extract["cfg"]), "--out", str(tmp_path / "r"))
     assert status == 1
