@@ -313,6 +313,10 @@ def test_labels_of_non_id_columns_are_not_ids(declared, guard, text):
     ("19013 county", {"child id", "family id"}),                 # tokens in another order
     ("county\n19013", {"child id", "family id"}),                # a line break ends a label
     ("county ..................... 19013", {"child id", "family id"}),  # too far apart
+    ("county\t19013", {"child id", "family id"}),                # cells of a row are not one label
+    ("county,19013", {"child id", "family id"}),
+    ("| county | 19013 |", {"child id", "family id"}),
+    ("county; 19013", {"child id", "family id"}),
     ("xcounty_19013", {"child id", "family id"}),                # not the whole token "county"
     ("county_19013_19015", {"child id"}),                        # 19015 is not county_19015 here
     ("report 20000", {"report id"}),

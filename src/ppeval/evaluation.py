@@ -65,9 +65,10 @@ class Evaluation:
         self._progress = progress
         #: Things the reader should know (pooled categories, dropped covariates, ...).
         self.notes: list[str] = []
-        #: Notes whose only words from the data are levels of one non-id column, by that
-        #: column (``{"county": ["county: 2 rare level(s) pooled into '19153' ..."]}``): the
-        #: identifier guard takes a county code there for the county's, not for an id.
+        #: Notes that quote levels of one non-id column (and from the data nothing else but
+        #: a number of levels), by that column (``{"county": ["county: 2 rare level(s)
+        #: pooled into '19153' ..."]}``): the report's identifier guard takes a county code
+        #: in such a note for the county's, not for an id (IdentifierGuard.with_provenance).
         self.note_labels: dict[str, list[str]] = {}
         #: Defaults the evaluation applied beyond the config's own (``key = value`` texts).
         self.defaults_applied: list[str] = []

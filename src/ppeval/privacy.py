@@ -854,10 +854,11 @@ _DATE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![0-9])(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_WORD + r",?\s+(\d{4})(?![0-9])"), "day-month-year"),
 )
 # Between two tokens of a declared label (IdentifierGuard.with_provenance): a short run of
-# anything but letters, digits and line breaks, an HTML character reference counting as one
-# character ("county_19013", "County: 19013", "&#34;max_file_mb&#34;: 20000"). A line break
-# ends a label: two cells of a table, or two lines of prose, are never one label.
-_LABEL_SEP = r"(?:&#?[a-z0-9]{1,8};|[^a-z0-9\n]){1,12}"
+# spaces and the punctuation labels are written with, an HTML character reference counting as
+# one character ("county_19013", "County: 19013", "&#34;max_file_mb&#34;: 20000"). Line
+# breaks, tabs, commas, semicolons and "|" are not in it: they separate the cells of a table
+# and the lines of prose, and two cells are never one label.
+_LABEL_SEP = r"(?:&#?[a-z0-9]{1,8};|[ _:=\-'\"()./]){1,12}"
 _DATA_URI = re.compile(r"data:([a-z0-9.+/-]+)?((?:;[a-z0-9=.+-]+)*);base64,([A-Za-z0-9+/=\s]+)", re.IGNORECASE)
 _MAX_FINDINGS_PER_KIND = 20
 _MAX_INFLATE = 256 * 1024 * 1024  # decompression cap (zip bombs)
@@ -987,8 +988,9 @@ class IdentifierGuard:
 
     * A purely numeric id is not reported where its occurrence is a token of a declared
       label's occurrence: the label's tokens in order, each a whole token, separated only by
-      short runs of punctuation or spaces (``_``, ``: ``, ``" = "``, HTML character
-      references) and never by a line break. ``county_19013`` in a Table 1 cell, the
+      short runs (at most 12) of spaces, ``_ : = ' " ( ) . - /`` and HTML character
+      references; never by a line break, tab, comma, semicolon or ``|``, which separate
+      table cells and lines. ``county_19013`` in a Table 1 cell, the
       ``<td>`` of the HTML table and the love plot's ``County: 19013`` are the county's;
       ``19013`` on its own, or after any other word (``child 19013``, a caption, a log,
       another cell), is still an id. An id printed next to a label (``county_19013 19013``)

@@ -208,9 +208,9 @@ def published_labels(balance_table: pd.DataFrame, covariates: Sequence[str],
     defaults : iterable of str
         The "defaults applied" lines the report prints (``data.max_file_mb = 20000``).
     notes : dict of column -> iterable of str, optional
-        Notes whose only words from the data are levels of that column
-        (:attr:`ppeval.Evaluation.note_labels`: "county: 2 rare level(s) pooled into
-        '19153' ..."), each a label of that column as a whole sentence.
+        Notes that quote levels of that column and nothing else from the data but a number
+        of levels (:attr:`ppeval.Evaluation.note_labels`: "county: 2 rare level(s) pooled
+        into '19153' ..."), each a label of that column as a whole sentence.
 
     Returns
     -------
