@@ -66,6 +66,11 @@ class Evaluation:
         self._progress = progress
         #: Things the reader should know (pooled categories, dropped covariates, ...).
         self.notes: list[str] = []
+        #: Notes that quote levels of one non-id column (and from the data nothing else but
+        #: a number of levels), by that column (``{"county": ["county: 2 rare level(s)
+        #: pooled into '19153' ..."]}``): the report's identifier guard takes a county code
+        #: in such a note for the county's, not for an id (IdentifierGuard.with_provenance).
+        self.note_labels: dict[str, list[str]] = {}
         #: Defaults the evaluation applied beyond the config's own (``key = value`` texts).
         self.defaults_applied: list[str] = []
 
@@ -291,7 +296,9 @@ class Evaluation:
                     df[col] = s.where(~key.isin(rare), s[key == target].iloc[0])
                 else:
                     df[col] = key.where(~key.isin(rare), target)
-                self.notes.append(f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model")
+                note = f"{col}: {len(rare)} rare level(s) pooled into '{target}' for the propensity model"
+                self.notes.append(note)
+                self.note_labels.setdefault(col, []).append(note)
         return df
 
     @cached_property

@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import bisect
 import contextlib
+import copy
 import csv
 import ctypes
 import ctypes.util
@@ -852,6 +853,12 @@ _DATE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![a-z])" + _MONTH_WORD + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?![0-9])"), "month-day-year"),
     (re.compile(r"(?<![0-9])(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_WORD + r",?\s+(\d{4})(?![0-9])"), "day-month-year"),
 )
+# Between two tokens of a declared label (IdentifierGuard.with_provenance): a short run of
+# spaces and the punctuation labels are written with, an HTML character reference counting as
+# one character ("county_19013", "County: 19013", "&#34;max_file_mb&#34;: 20000"). Line
+# breaks, tabs, commas, semicolons and "|" are not in it: they separate the cells of a table
+# and the lines of prose, and two cells are never one label.
+_LABEL_SEP = r"(?:&#?[a-z0-9]{1,8};|[ _:=\-'\"()./]){1,12}"
 _DATA_URI = re.compile(r"data:([a-z0-9.+/-]+)?((?:;[a-z0-9=.+-]+)*);base64,([A-Za-z0-9+/=\s]+)", re.IGNORECASE)
 _MAX_FINDINGS_PER_KIND = 20
 _MAX_INFLATE = 256 * 1024 * 1024  # decompression cap (zip bombs)
@@ -972,6 +979,29 @@ class IdentifierGuard:
       compared with numeric ids (a count of 104233 days is not an id); their text cells
       are scanned as free text.
 
+    **Provenance of published labels.** A number is not an id because of its digits alone:
+    a five-digit county FIPS code (``19013``) printed as a covariate level in Table 1 is
+    the same text as child id 19013 when ids are sequential numbers. The publication layer
+    therefore tells the guard which phrases it printed as *values of non-identifying
+    columns* (:meth:`with_provenance`: ``{"county": ["county_19013", "County: 19013"]}``,
+    and the config's own settings such as ``max_file_mb = 20000``). The rule is:
+
+    * A purely numeric id is not reported where its occurrence is a token of a declared
+      label's occurrence: the label's tokens in order, each a whole token, separated only by
+      short runs (at most 12) of spaces, ``_ : = ' " ( ) . - /`` and HTML character
+      references; never by a line break, tab, comma, semicolon or ``|``, which separate
+      table cells and lines. ``county_19013`` in a Table 1 cell, the
+      ``<td>`` of the HTML table and the love plot's ``County: 19013`` are the county's;
+      ``19013`` on its own, or after any other word (``child 19013``, a caption, a log,
+      another cell), is still an id. An id printed next to a label (``county_19013 19013``)
+      is still found: only the label's own tokens are exempt.
+    * A label has to carry context: a declared phrase made of numbers only (a bare
+      ``19013``) exempts nothing, as that would allow the number everywhere.
+    * Provenance never reaches id fields: a CSV column, JSON key or DataFrame column with an
+      id-like name is matched exactly against every id whatever was declared, and an
+      identifying column cannot be declared as a label's source (``ValueError``).
+    * Non-numeric ids and birth dates are matched as before: labels exempt numbers only.
+
     **Birth dates** are found in any of the forms a writer produces: ``YYYY-MM-DD``,
     ``YYYY/MM/DD``, ``MM/DD/YYYY``, ``M/D/YYYY``, ``YYYYMMDD``, ISO datetimes and
     ``March 4, 2015`` / ``4 Mar 2015``. Day-first dates (``DD/MM/YYYY``) are not looked for.
@@ -1045,6 +1075,9 @@ class IdentifierGuard:
         self._n_ids, self._field_ids, self._first = _id_tables(
             groups, self._allow_tokens, self.min_numeric_digits, self.min_token_length)
         self._dates: set[date] = _birth_date_set(birth_dates) - self._allow_dates
+        # declared labels (with_provenance): token tuples and one pattern finding them all
+        self._labels: frozenset[tuple[str, ...]] = frozenset()
+        self._label_re: re.Pattern[str] | None = None
 
     @classmethod
     def from_extract(
@@ -1124,6 +1157,63 @@ class IdentifierGuard:
         cache[cache_key] = guard
         return guard
 
+    def with_provenance(self, labels: Mapping[str, Iterable[Any]]) -> IdentifierGuard:
+        """A copy of this guard that knows which published phrases are values of
+        non-identifying columns (see "Provenance of published labels" in the class notes).
+
+        Parameters
+        ----------
+        labels : dict of source -> iterable of str
+            Per source (the column a label's value comes from, such as ``"county"``, or
+            ``"config"`` for the config's own settings), the phrases exactly as published
+            (``"county_19013"``, ``"County: 19013"``). Phrases without a number of at least
+            ``min_numeric_digits`` digits cannot be mistaken for ids and are dropped;
+            phrases of numbers only carry no context and are dropped too.
+
+        Returns
+        -------
+        IdentifierGuard
+            A new guard (this one, which :meth:`from_extract` caches, is unchanged) with
+            these labels added to any it already knew.
+
+        Raises
+        ------
+        ValueError
+            When a source is an identifying column: its values are ids, not labels.
+
+        Examples
+        --------
+        >>> g = IdentifierGuard(child_ids=["19013", "18650"])
+        >>> p = g.with_provenance({"county": ["county_19013", "County: 19013"]})
+        >>> [f.kind for f in p.scan_text("<td>county_19013</td> <!-- County: 19013 -->", "report.html")]
+        []
+        >>> [str(f) for f in p.scan_text("county_19013\\nthe served child 19013 went home", "captions.txt")]
+        ['captions.txt, line 2: child id']
+        >>> [f.kind for f in g.scan_text("county_19013", "table1.csv")]
+        ['child id']
+        >>> g.with_provenance({"child_id": ["child 19013"]})
+        Traceback (most recent call last):
+        ...
+        ValueError: 'child_id' is an identifying column: its values are ids, not labels
+        """
+        phrases = set(self._labels)
+        for source, values in labels.items():
+            if _is_id_field(source):
+                raise ValueError(f"{str(source)!r} is an identifying column: its values are ids, not labels")
+            if isinstance(values, str):
+                values = [values]
+            for value in values:
+                tokens = tuple(_TOKEN.findall(str(value).lower()))
+                if not any(t.isdigit() and len(t) >= self.min_numeric_digits for t in tokens):
+                    continue  # nothing in it is looked for as a numeric id
+                if all(t.isdigit() for t in tokens):
+                    continue  # a bare number: no context tells it from an id
+                phrases.add(tokens)
+        new = copy.copy(self)  # shares the id tables (they are never modified)
+        new._labels = frozenset(phrases)
+        new._label_re = _label_pattern(new._labels)
+        return new
+
     def __repr__(self) -> str:
         # Never the values: a repr ends up in logs and tracebacks.
         return f"IdentifierGuard({self._n_ids} ids, {len(self._dates)} birth dates)"
@@ -1137,6 +1227,7 @@ class IdentifierGuard:
         ``spans``, when given, also receives ``(start, end, kind)`` of every match.
         """
         low = text.lower()
+        label_spans: tuple[list[int], list[int]] | None = None  # found on the first numeric hit
         if self._first:
             for m in _TOKEN.finditer(low):
                 entries = self._first.get(m.group())
@@ -1155,6 +1246,11 @@ class IdentifierGuard:
                         continue  # the decimals of a number, not an id
                     if low[start:end] in self._allow_tokens:
                         continue
+                    if numeric and self._label_re is not None:
+                        if label_spans is None:
+                            label_spans = _label_spans(self._label_re, low)
+                        if _covered(label_spans, start, end):
+                            continue  # a token of a declared label (a county code in Table 1)
                     for kind in sorted(kinds):
                         emit(kind, start)
                         if spans is not None:
@@ -1585,6 +1681,39 @@ def _raise(findings: list[Finding]) -> None:
         kind_txt = " and ".join(f"a {k}" for k in kinds)
         parts.append(f"{where}: refusing to publish: it contains {kind_txt} from the extract{where_txt}")
     raise PrivacyError("\n".join(parts), findings)
+
+
+def _label_pattern(labels: Iterable[tuple[str, ...]]) -> re.Pattern[str] | None:
+    """One pattern for every declared label (token tuples, lower-case); None for none.
+
+    Longer labels come first, so of two labels starting at one place the longer is found.
+    Each token must be a whole token of the text (no letter or digit either side).
+    """
+    ordered = sorted(labels, key=lambda t: (-sum(map(len, t)) - len(t), t))
+    if not ordered:
+        return None
+    alternatives = "|".join(_LABEL_SEP.join(map(re.escape, tokens)) for tokens in ordered)
+    return re.compile(r"(?<![a-z0-9])(?:" + alternatives + r")(?![a-z0-9])")
+
+
+def _label_spans(pattern: re.Pattern[str], low: str) -> tuple[list[int], list[int]]:
+    """Starts of every occurrence of a declared label in ``low`` (overlapping ones too,
+    in order) and the running maximum of their ends."""
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    while (m := pattern.search(low, pos)) is not None:
+        starts.append(m.start())
+        ends.append(m.end() if not ends else max(ends[-1], m.end()))
+        pos = m.start() + 1
+    return starts, ends
+
+
+def _covered(spans: tuple[list[int], list[int]], start: int, end: int) -> bool:
+    """True when ``[start, end)`` lies inside one label occurrence of ``spans``."""
+    starts, ends = spans
+    i = bisect.bisect_right(starts, start) - 1
+    return i >= 0 and ends[i] >= end
 
 
 def _id_text(value: Any) -> str:

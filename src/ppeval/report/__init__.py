@@ -59,7 +59,13 @@ from .content import (
     served_text,
     table_one,
 )
-from .publish import publish_rosenbaum, publish_table_one, published_balance, small_count_covariates
+from .publish import (
+    publish_rosenbaum,
+    publish_table_one,
+    published_balance,
+    published_labels,
+    small_count_covariates,
+)
 
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
 
@@ -726,7 +732,14 @@ def write_report(ev, out: Path, pdf: bool = False, charts_only: bool = False) ->
     """
     content = build(ev)
     ev._say("writing the report")
-    guard = IdentifierGuard.from_extract(ev.extract)
+    # The guard is told what the report prints as values of non-id columns (covariate levels
+    # such as county codes, the config's own numbers): with sequential numeric ids those
+    # read like ids, but only where they stand as those labels (IdentifierGuard notes).
+    labels = published_labels(content["balance"].table, list(ev.covariates),
+                              [getattr(ev.config, "raw", {}), dict(ev.config)],
+                              list(getattr(ev.config, "defaults_applied", [])) + list(ev.defaults_applied),
+                              getattr(ev, "note_labels", {}))
+    guard = IdentifierGuard.from_extract(ev.extract).with_provenance(labels)
     with atomic_output_dir(out) as tmp:
         tmp = Path(tmp)
         chart_list = _charts(ev, content, tmp / "charts")

@@ -16,16 +16,24 @@ and so can the critical Γ. The whole bound table is withheld (with the reason) 
 discordant counts are publishable.
 
 Verdicts ("every covariate balanced") are computed on the true values; they state no number.
+
+The identifier guard learns here where published numbers come from (:func:`published_labels`):
+a covariate level printed in Table 1, the balance table and the love plot (``county_19013``)
+is a value of that covariate's column, not an id, even when the extract's ids are numbers
+in the same range.
 """
 from __future__ import annotations
 
 import copy
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..privacy import is_sensitive
+from ..privacy import _is_id_field, is_sensitive
+from .content import pretty_covariate
 
 #: Balance-table columns that, for a binary covariate, are functions of its cell counts.
 BINARY_STAT_COLUMNS = (
@@ -273,3 +281,79 @@ def publish_rosenbaum(rb: dict[str, Any] | None, counts: tuple[int, int], thresh
     out["suppressed_reason"] = ("Rosenbaum bounds withheld: a number of discordant pairs is below the suppression "
                                 "threshold, and exact binomial p-values would give it back")
     return out
+
+
+def _config_phrases(node: Any, key: str = "") -> Iterator[str]:
+    """The config's settings as the report prints them: ``key value`` for every scalar (as in
+    ``max_file_mb = 20000`` and ``"max_file_mb": 20000``) and every string on its own (a
+    title). Settings under an id-like key are left out: their values could be ids."""
+    if key and _is_id_field(key):
+        return
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            yield from _config_phrases(v, str(k))
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _config_phrases(v, key)
+    elif isinstance(node, (bool, dt.date)) or node is None:
+        return  # no long number in them (dates are allowed in their own right)
+    else:
+        text = str(node)
+        if key:
+            yield f"{key} {text}"
+        if isinstance(node, str):
+            yield text
+
+
+def published_labels(balance_table: pd.DataFrame, covariates: Sequence[str],
+                     configs: Iterable[Mapping[str, Any]] = (), defaults: Iterable[str] = (),
+                     notes: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[str]]:
+    """What the report prints as values of non-identifying columns, by source: the
+    provenance the identifier guard is given (:meth:`~ppeval.privacy.IdentifierGuard.with_provenance`).
+
+    Parameters
+    ----------
+    balance_table : DataFrame
+        The published balance table (``covariate`` and ``variable`` columns). Each row of a
+        categorical covariate's level (``covariate`` ``county_19013`` of ``variable``
+        ``county``) gives its label as printed in Table 1, the balance table and the HTML,
+        and as the love plot prints it (``County: 19013``). Levels of id-like variables are
+        never given provenance: the guard treats them as ids.
+    covariates : list of str
+        The propensity covariates (to split a row name into variable and level as the love
+        plot does).
+    configs : iterable of dict
+        The config as written and as completed by defaults: its settings are the config's
+        own numbers (``max_file_mb = 20000``), under the source ``"config"``.
+    defaults : iterable of str
+        The "defaults applied" lines the report prints (``data.max_file_mb = 20000``).
+    notes : dict of column -> iterable of str, optional
+        Notes that quote levels of that column and nothing else from the data but a number
+        of levels (:attr:`ppeval.Evaluation.note_labels`: "county: 2 rare level(s) pooled
+        into '19153' ..."), each a label of that column as a whole sentence.
+
+    Returns
+    -------
+    dict of source -> list of str
+
+    Examples
+    --------
+    >>> bt = pd.DataFrame({"covariate": ["county_19013", "sex_female", "age_at_removal"],
+    ...                    "variable": ["county", "sex", "age_at_removal"]})
+    >>> published_labels(bt, ["county", "sex", "age_at_removal"], [{"data": {"max_file_mb": 20000}}])
+    {'county': ['county_19013', 'County: 19013'], 'sex': ['sex_female', 'Sex: Female'], 'config': ['max_file_mb 20000']}
+    """
+    labels: dict[str, list[str]] = {}
+    covs = list(covariates)
+    levels = balance_table.loc[balance_table["covariate"].ne(balance_table["variable"]), ["covariate", "variable"]]
+    for name, var in zip(levels["covariate"].astype(str), levels["variable"].astype(str), strict=True):
+        if _is_id_field(var):
+            continue
+        labels.setdefault(var, []).extend(dict.fromkeys([name, pretty_covariate(name, covs)]))
+    for var, texts in (notes or {}).items():
+        if not _is_id_field(var):
+            labels.setdefault(str(var), []).extend(dict.fromkeys(map(str, texts)))
+    config = [phrase for cfg in configs for phrase in _config_phrases(cfg)] + [str(d) for d in defaults]
+    if config:
+        labels["config"] = list(dict.fromkeys(config))
+    return labels
