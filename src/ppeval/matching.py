@@ -84,6 +84,7 @@ from numba import njit
 from .errors import PpevalError
 from .privacy import format_count as _n  # counts in messages: small ones shown as "<11"
 from .propensity import PropensityScore
+from .text import plain
 
 __all__ = ["MatchedSample", "MatchingError", "match"]
 
@@ -682,7 +683,7 @@ def match(
             row = df.index[int(np.flatnonzero(fcode == np.flatnonzero(mixed)[0])[0])]
             raise MatchingError(
                 f"{int(mixed.sum())} famil(ies) have both treated and comparison children "
-                f"(e.g. the family of data row {row!r}); siblings must share an arm for family-level matching"
+                f"(e.g. the family of data row {plain(row)!r}); siblings must share an arm for family-level matching"
             )
         fam_exact = {}
         for c in exact:
@@ -692,7 +693,7 @@ def match(
                                         and not pd.api.types.is_bool_dtype(col.dtype)):
                 row = df.index[int(np.flatnonzero(fcode == int(nun.index[np.argmax(nun.to_numpy() > 1)]))[0])]
                 raise MatchingError(
-                    f"column {c!r} differs between siblings (e.g. the family of data row {row!r}); a "
+                    f"column {c!r} differs between siblings (e.g. the family of data row {plain(row)!r}); a "
                     "non-numeric exact column must be the same for every child of a family"
                 )
             # numeric (e.g. entry_year): the family's smallest value, i.e. its first entry

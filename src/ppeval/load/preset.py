@@ -9,7 +9,7 @@ column.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems, columns_found
+from .dates import resolve_dates
 from .parse import EXPECTED, MESSAGES, Parsed, parse_column
 from .readers import RawTable, detect_format, read_file
 
@@ -149,10 +150,17 @@ def read_preset_file(
         if pos is None:
             continue
         p = parse_column(raw.column(pos), e.kind, codes=e.codes, code_map=e.code_map, missing=e.missing, other=e.other)
+        reported = None
+        if e.kind == "date":
+            # placeholders (1900-01-01) to missing, Excel serials read or refused, each said once
+            p, notes = resolve_dates(p, raw.rows, file=label, column=raw.columns[pos], table=e.table,
+                                     identifying=e.identifying)
+            problems.extend(notes.problems)
+            reported = notes.reported
         pf.parsed[e.name] = p
         problems.extend(
             cell_problems(
-                p,
+                p if reported is None else replace(p, bad=p.bad & ~reported),
                 raw.rows,
                 file=label,
                 column=raw.columns[pos],
