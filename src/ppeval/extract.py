@@ -9,7 +9,7 @@ Examples
 ...     extract_date="2023-12-31")
 >>> ext.episodes.shape[0]
 1
->>> ext.summary().loc["episodes", "rows"]
+>>> int(ext.summary().loc["episodes", "rows"])
 1
 """
 

@@ -11,7 +11,7 @@ Examples
 ...                                 "a date (YYYY-MM-DD or MM/DD/YYYY)", "unparseable date")])
 >>> rep.has_errors
 True
->>> rep.to_frame().loc[0, "row"]
+>>> int(rep.to_frame().loc[0, "row"])
 3
 """
 
