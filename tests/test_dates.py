@@ -176,3 +176,27 @@ def test_the_order_check_is_vectorised():
     elapsed = time.perf_counter() - t0
     assert p.row == n + 2 and "'30/04/2019'" in p.message
     assert elapsed < 5.0  # about 0.3 s: a Python loop over the rows would take many seconds
+
+
+def test_a_day_first_afcars_file_is_refused_by_the_preset(tmp_path):
+    from ppeval.load import load_afcars
+
+    rows = "".join(f"A{i}\t2012-05-01\t{d:02d}/03/2019\n" for i, d in enumerate([2, 5, 17, 9]))
+    (tmp_path / "FC2019A.tab").write_text("RecNumbr\tDOB\tLatRemDt\n" + rows)
+    res = load_afcars(["FC2019A.tab"], base_dir=tmp_path)
+    [p] = [q for q in res.problems if q.severity == "error"]
+    assert (p.file, p.row, p.column) == ("FC2019A.tab", 4, "LatRemDt") and "'17/03/2019'" in p.message
+    assert "the afcars preset reads dates as YYYY-MM-DD" in p.message
+    assert "episodes" not in res.frames()
+
+
+def test_placeholders_in_a_preset_file_become_missing(tmp_path):
+    from ppeval.load import load_afcars
+
+    rows = "A1\t2012-05-01\t2019-03-02\t1900-01-01\nA2\t2013-06-01\t2019-04-02\t2019-09-30\n"
+    (tmp_path / "FC2019A.tab").write_text("RecNumbr\tDOB\tLatRemDt\tDoDFCDt\n" + rows)
+    res = load_afcars(["FC2019A.tab"], base_dir=tmp_path)
+    ep = res.frames()["episodes"].set_index("child_id")
+    assert pd.isna(ep.loc["A1", "discharge_date"]) and ep.loc["A2", "discharge_date"] == pd.Timestamp("2019-09-30")
+    [p] = [q for q in res.problems if "placeholder" in q.message]
+    assert p.severity == "warning" and p.column == "DoDFCDt"

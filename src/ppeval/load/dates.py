@@ -69,6 +69,7 @@ AMBIGUOUS_MIN_VALUES = 5
 #: Excel's 1900 date system: serial n is n days after 1899-12-30 (from 1900-03-01 on; the
 #: serials accepted start in 1927, so Excel's fictitious 1900-02-29 does not matter).
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
+Q = '"'  # the quote of a TOML string, inside f-strings
 _SERIAL_RE = r"^\s*\d{5}(?:\.\d+)?\s*$"
 _NUMERIC_DATE_RE = r"^\s*(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})[/.\-](?P<y>\d{4})(?:[ T].*)?$"
 
@@ -96,7 +97,8 @@ def _show(col: DateColumn, row: int, value: str, why: str) -> str:
 
 
 def check_date_order(
-    columns: Sequence[DateColumn], rows: np.ndarray, *, file: str, section: str, table: str | None = None
+    columns: Sequence[DateColumn], rows: np.ndarray, *, file: str, section: str, table: str | None = None,
+    fix: str | None = None,
 ) -> Problem | None:
     """The error refusing a file whose dates are day first, in two orders, or ambiguous.
 
@@ -112,6 +114,8 @@ def check_date_order(
         The config section the ``date_format`` hint names (``[data.<section>]``).
     table : str, optional
         The canonical table, for the problem.
+    fix : str, optional
+        What to do instead of setting ``date_format`` (for sources without that option).
 
     Returns
     -------
@@ -126,31 +130,34 @@ def check_date_order(
     for col in columns:
         if len(col.text) == 0 or col.text.null_count == len(col.text):
             continue
-        try:  # a clean ISO column (the usual case) casts at once and has no NN/NN/YYYY dates
-            pc.cast(col.text, pa.date32())
-            continue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        st = pc.extract_regex(col.text, _NUMERIC_DATE_RE)
+        # the patterns are matched on the distinct values only (a date column repeats few
+        # thousand dates over millions of rows); rows are found again by one hash look-up
+        counts = pc.value_counts(col.text.drop_null())
+        values, n_rows = counts.field("values"), np.asarray(counts.field("counts"), dtype="int64")
+        st = pc.extract_regex(values, _NUMERIC_DATE_RE)
         hit = np.asarray(pc.is_valid(st))
         if not hit.any():
             continue
-        idx = np.flatnonzero(hit)
         part = st.filter(pa.array(hit))
         a = np.asarray(pc.cast(pc.struct_field(part, "a"), pa.int64()))
         b = np.asarray(pc.cast(pc.struct_field(part, "b"), pa.int64()))
         sep = pc.struct_field(part, "sep")
-        texts = col.text.filter(pa.array(hit))
+        texts = values.filter(pa.array(hit))
+        n_hit = n_rows[hit]
         distinct.append(pc.utf8_trim_whitespace(texts))
         dfirst = (a > 12) & (a <= 31) & (b >= 1) & (b <= 12)
         mfirst = (b > 12) & (b <= 31) & (a >= 1) & (a <= 12)
-        n_day += int(dfirst.sum())
-        n_month += int(mfirst.sum())
+        n_day += int(n_hit[dfirst].sum())
+        n_month += int(n_hit[mfirst].sum())
         for mask, slot in ((dfirst, "day"), (mfirst, "month"), (~dfirst & ~mfirst, "none")):
             if not mask.any():
                 continue
-            j = int(np.flatnonzero(mask)[0])
-            found = (col, int(rows[idx[j]]), texts[j].as_py().strip(), sep[j].as_py())
+            # the first row holding one of these values
+            where = pc.index_in(col.text, value_set=texts.filter(pa.array(mask)))
+            i = int(np.flatnonzero(np.asarray(pc.is_valid(where)))[0])
+            j = int(where[i].as_py())
+            found = (col, int(rows[i]), texts.filter(pa.array(mask))[j].as_py().strip(),
+                     sep.filter(pa.array(mask))[j].as_py())
             # the first proof from a column whose values may be shown wins over a birth date's
             if slot == "day" and (day_first is None or (day_first[0].identifying and not col.identifying)):
                 day_first = found
@@ -160,7 +167,9 @@ def check_date_order(
                 unproved = found
     if not distinct:
         return None
-    where = f"[data.{section}]"
+    def advice(formats: str) -> str:
+        return fix if fix is not None else f"set date_format = {formats} in [data.{section}]"
+
     refused = "nothing was loaded from this file"
     if day_first is not None and month_first is not None:
         dc, dr, dv, _ = day_first
@@ -168,8 +177,8 @@ def check_date_order(
         message = (
             f"dates in two orders: {_show(dc, dr, dv, 'first part is above 12')} (day first; "
             f"{format_count(n_day)} such value(s)) and {_show(mc, mr, mv, 'second part is above 12')} (month first; "
-            f"{format_count(n_month)} such value(s)); write every date of the file in one order, then set "
-            f'date_format = "%d/%m/%Y" (day first) or "%m/%d/%Y" (month first) in {where} ({refused})'
+            f"{format_count(n_month)} such value(s)); write every date of the file in one order, then "
+            f"{advice(f'{Q}%d/%m/%Y{Q} (day first) or {Q}%m/%d/%Y{Q} (month first)')} ({refused})"
         )
         return Problem(ERROR, file, None, None, None, "dates in one order (date_format)", message, table)
     if day_first is not None:
@@ -178,7 +187,7 @@ def check_date_order(
         proof = _here(col, value, "first part is above 12")
         why = "" if col.identifying else f" (there is no month {value.split(sep)[0].lstrip('0')})"
         message = (
-            f"dates are day first (DD{sep}MM{sep}YYYY): {proof}{why}; set date_format = \"{fmt}\" in {where} "
+            f"dates are day first (DD{sep}MM{sep}YYYY): {proof}{why}; {advice(Q + fmt + Q)} "
             f"({refused}: read month first, every date whose day is 12 or less would have its day and month swapped)"
         )
         return Problem(ERROR, file, row, col.name, None, f"month-first dates, or date_format = \"{fmt}\"", message, table)
@@ -189,7 +198,7 @@ def check_date_order(
         fmt = f"%m{sep}%d{sep}%Y"
         message = (
             f"dates are month first with {sep!r} between the parts: {_here(col, value, 'second part is above 12')}; "
-            f"set date_format = \"{fmt}\" in {where} ({refused})"
+            f"{advice(Q + fmt + Q)} ({refused})"
         )
         return Problem(ERROR, file, row, col.name, None, f"date_format = \"{fmt}\"", message, table)
     n_distinct = len(pc.unique(pa.concat_arrays(distinct)))
@@ -198,8 +207,8 @@ def check_date_order(
     col, row, value, sep = unproved
     message = (
         f"the order of day and month cannot be told: none of the {format_count(n_distinct)} distinct dates written "
-        f"NN{sep}NN{sep}YYYY has a part above 12 (e.g. {_here(col, value, 'parts are both 12 or less')}); set "
-        f'date_format = "%m{sep}%d{sep}%Y" (month first) or "%d{sep}%m{sep}%Y" (day first) in {where} ({refused})'
+        f"NN{sep}NN{sep}YYYY has a part above 12 (e.g. {_here(col, value, 'parts are both 12 or less')}); "
+        f"{advice(f'{Q}%m{sep}%d{sep}%Y{Q} (month first) or {Q}%d{sep}%m{sep}%Y{Q} (day first)')} ({refused})"
     )
     return Problem(ERROR, file, row, col.name, None, "date_format (day or month first)", message, table)
 
@@ -242,7 +251,7 @@ def resolve_dates(
     >>> [str(v) for v in q.values], q.bad.tolist()
     (['2020-01-01', '2020-01-02', 'NaT', 'NaT'], [False, False, False, False])
     >>> for p in notes.problems: print(p.message)
-    <11 cell(s) hold placeholder dates (1900-01-01) that mean 'no date': read as missing
+    <11 cell(s) hold placeholder dates (1900-01-01) that mean 'no date', the first on this row: read as missing
     every value is an Excel serial day number (e.g. row 2 has '43831' = 2020-01-01): read as days since 1899-12-30 (Excel's 1900 date system)
     """
     notes = DateNotes([])
@@ -253,9 +262,11 @@ def resolve_dates(
     if sentinel is not None and sentinel.any():
         n = int(sentinel.sum())
         which = "" if identifying else f" ({', '.join(_sentinel_texts(parsed, sentinel))})"
+        first = int(rows[int(np.flatnonzero(sentinel)[0])])
         notes.problems.append(Problem(
-            WARNING, file, None, column, None, "a date, or blank for none",
-            f"{format_count(n)} cell(s) hold placeholder dates{which} that mean 'no date': read as missing", table))
+            WARNING, file, first, column, None, "a date, or blank for none",
+            f"{format_count(n)} cell(s) hold placeholder dates{which} that mean 'no date', the first on this row: "
+            "read as missing", table))
         values = np.where(sentinel, np.datetime64("NaT", "D"), values).astype("datetime64[D]")
         missing = missing | sentinel
         bad = bad & ~sentinel

@@ -21,8 +21,8 @@ from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems, columns_found
-from .dates import resolve_dates
-from .parse import EXPECTED, MESSAGES, Parsed, parse_column
+from .dates import DateColumn, check_date_order, resolve_dates
+from .parse import EXPECTED, MESSAGES, Parsed, as_text, parse_column
 from .readers import RawTable, detect_format, read_file
 
 
@@ -145,6 +145,20 @@ def read_preset_file(
         )
         return pf
     pf.absent = [e.name for e in elements if e.expected and e.name not in positions]
+    # day and month in a provable order (the presets read ISO and MM/DD/YYYY dates only)
+    text_dates = [
+        DateColumn(raw.columns[positions[e.name]], as_text(raw.column(positions[e.name])), e.identifying)
+        for e in elements
+        if e.kind == "date" and e.name in positions
+        and not (pa.types.is_timestamp(raw.column(positions[e.name]).type) or pa.types.is_date(raw.column(positions[e.name]).type))
+    ]
+    refused = check_date_order(
+        text_dates, raw.rows, file=label, section=preset, table=preset,
+        fix=f"the {preset} preset reads dates as YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY only: write the file's dates that way",
+    )
+    if refused is not None:
+        problems.append(refused)
+        return pf
     for e in elements:
         pos = positions.get(e.name)
         if pos is None:
