@@ -124,3 +124,10 @@ def test_a_file_that_loaded_rows_is_not_a_root_cause(tmp_path, write_config):
     [(cause, _)] = rep.groups
     assert cause.file == "episodes.csv" and cause.message.startswith("file not found")
     assert triage_lines(rep)[0].startswith("error: episodes.csv: file not found")
+
+
+def test_a_report_run_stops_with_the_cause_first(without_file, tmp_path, capsys):
+    assert main(["-q", "report", str(without_file / "eval.toml"), "--out", str(tmp_path / "rep")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {MISSING}: file not found")
+    assert "failed validation" in err[-1]
