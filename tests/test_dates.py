@@ -200,3 +200,10 @@ def test_placeholders_in_a_preset_file_become_missing(tmp_path):
     assert pd.isna(ep.loc["A1", "discharge_date"]) and ep.loc["A2", "discharge_date"] == pd.Timestamp("2019-09-30")
     [p] = [q for q in res.problems if "placeholder" in q.message]
     assert p.severity == "warning" and p.column == "DoDFCDt"
+
+
+def test_no_dates_at_all_do_not_make_a_file_ambiguous(tmp_path):
+    # zero placeholders ("00/00/0000") prove no order and are not dates in either order
+    text = "child_id,removal_date\n" + "".join(f"K{i},00/00/20{10 + i}\n" for i in range(8)) + "K9,03/04/2019\n"
+    df, problems = _load(tmp_path, "episodes", text, codes={"removal_date": {f"00/00/20{10 + i}": "" for i in range(8)}})
+    assert problems == [] and df["removal_date"].tolist()[-1] == pd.Timestamp("2019-03-04")

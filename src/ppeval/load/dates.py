@@ -144,12 +144,14 @@ def check_date_order(
         sep = pc.struct_field(part, "sep")
         texts = values.filter(pa.array(hit))
         n_hit = n_rows[hit]
-        distinct.append(pc.utf8_trim_whitespace(texts))
         dfirst = (a > 12) & (a <= 31) & (b >= 1) & (b <= 12)
         mfirst = (b > 12) & (b <= 31) & (a >= 1) & (a <= 12)
+        # both parts 1-12: a date in either order (00/00/0000 and 45/67/2020 are no dates at all)
+        either = (a >= 1) & (a <= 12) & (b >= 1) & (b <= 12)
+        distinct.append(pc.utf8_trim_whitespace(texts.filter(pa.array(either))))
         n_day += int(n_hit[dfirst].sum())
         n_month += int(n_hit[mfirst].sum())
-        for mask, slot in ((dfirst, "day"), (mfirst, "month"), (~dfirst & ~mfirst, "none")):
+        for mask, slot in ((dfirst, "day"), (mfirst, "month"), (either, "none")):
             if not mask.any():
                 continue
             # the first row holding one of these values
@@ -167,6 +169,7 @@ def check_date_order(
                 unproved = found
     if not distinct:
         return None
+
     def advice(formats: str) -> str:
         return fix if fix is not None else f"set date_format = {formats} in [data.{section}]"
 
