@@ -92,23 +92,25 @@ def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
     return 0
 
 
-def _validate(config: Path, progress: _Progress) -> int:
+def _validate(config: Path, progress: _Progress, summary: bool = False) -> int:
     from .load import load_extract
+    from .validate import summary_lines, triage_lines
 
     progress(f"loading {config}")
     ext = load_extract(config)
     progress.redact.watch(lambda: ext)
     progress(f"loaded {ext!r}; validating")
     report = ext.validate()
-    for problem in report.problems:
+    # root causes first (a file missing or refused), the problems that follow from each under it
+    for line in (summary_lines if summary else triage_lines)(report):
         # problems never repeat an id (file, row and column locate it); the redactor makes sure
-        print(progress.redact(str(problem), dates=False))
+        print(progress.redact(line, dates=False))
     print(report.summary())
     return 1 if report.has_errors else 0
 
 
 def _cmd_validate(args: argparse.Namespace, progress: _Progress) -> int:
-    return _validate(Path(args.config), progress)
+    return _validate(Path(args.config), progress, summary=args.summary)
 
 
 def _load_valid(config: Path, progress: _Progress):
@@ -123,8 +125,9 @@ def _load_valid(config: Path, progress: _Progress):
     progress.redact.watch(lambda: ext)
     report = ext.validate()
     if report.has_errors:
-        for problem in report.errors:
-            print(progress.redact(str(problem), dates=False), file=sys.stderr)
+        for problem in report.ordered():  # root causes first
+            if problem.severity == "error":
+                print(progress.redact(str(problem), dates=False), file=sys.stderr)
         raise DataError(f"the extract failed validation ({report.summary()}); run 'ppeval validate {config}'")
     progress(f"loaded and validated {ext!r} ({report.summary()})")
     return cfg, ext
@@ -133,25 +136,18 @@ def _load_valid(config: Path, progress: _Progress):
 def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
     from .cohort import build_cohort_from_config
     from .io_safety import check_outside_inputs, check_replaceable_file, config_inputs, record_file
+    from .table_out import check_table_path, write_table
 
     out = Path(args.out)
+    check_table_path(out)  # before any work: the suffix must name a format ppeval writes
     check_replaceable_file(out)
     cfg, ext = _load_valid(Path(args.config), progress)
     check_outside_inputs(out, config_inputs(cfg))
     progress("building the cohort and its outcomes")
     cohort = build_cohort_from_config(ext, cfg)
     data = cohort.data[[c for c in cohort.data.columns if not c.startswith("_")]]
-    import io
-
-    from .privacy import write_bytes_atomic
-
     # written whole or not at all: a killed run leaves the previous file, never half of one
-    if out.suffix.lower() == ".parquet":
-        buf = io.BytesIO()
-        data.to_parquet(buf, index=False)
-        write_bytes_atomic(out, buf.getvalue())
-    else:
-        write_bytes_atomic(out, data.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8"))
+    write_table(out, data)
     record_file(out)
     print(cohort.flow.to_frame().to_string(index=False))
     progress(f"wrote {len(data)} units to {out} (unit-level data: never publish this file)")
@@ -163,16 +159,22 @@ def _cmd_indicators(args: argparse.Namespace, progress: _Progress) -> int:
 
     from .indicators import cfsr_indicators
 
+    if args.out:
+        from .io_safety import check_replaceable_file
+        from .table_out import check_table_path
+
+        check_table_path(args.out)  # before any work
+        check_replaceable_file(args.out)
     cfg, ext = _load_valid(Path(args.config), progress)
     progress("computing CFSR-style observed indicators (not risk-standardised)")
     threshold = cfg["report"]["suppress_below"]
     table = suppress_indicators(cfsr_indicators(ext), threshold)
     if args.out:
         from .io_safety import check_replaceable_file, record_file
-        from .privacy import write_text_atomic
+        from .table_out import write_table
 
         check_replaceable_file(args.out)
-        write_text_atomic(args.out, table.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
+        write_table(args.out, table, float_format="%.6g")
         record_file(args.out)
     shown = table.drop(columns=["suppressed"]).astype(object)
     for c in ("denominator", "numerator", "rate"):
@@ -377,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="load an extract and list every problem")
     p.add_argument("config", help="the evaluation's TOML config")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per kind of problem: its count and first three locations")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("report", help="run the evaluation and write the report")
@@ -392,12 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cohort", help="write the analysis cohort (unit-level; never published)")
     p.add_argument("config")
-    p.add_argument("--out", required=True, help="CSV or .parquet file")
+    p.add_argument("--out", required=True, help="a .csv, .parquet or .xlsx file (the suffix says the format)")
     p.set_defaults(func=_cmd_cohort)
 
     p = sub.add_parser("indicators", help="CFSR-style observed indicators (P1, P4, S2) by entry year and arm")
     p.add_argument("config")
-    p.add_argument("--out", default=None, help="also write the table as CSV")
+    p.add_argument("--out", default=None, help="also write the table to a .csv, .parquet or .xlsx file")
     p.set_defaults(func=_cmd_indicators)
     return parser
 

@@ -158,7 +158,8 @@ class Evaluation:
         if self.validation.has_errors:
             raise DataError(
                 f"the extract failed validation ({self.validation.summary()}); see Evaluation.validation",
-                self.validation.errors,
+                # root causes first (a file missing or refused), then what follows from them
+                [p for p in self.validation.ordered() if p.severity == "error"],
             )
 
     @cached_property

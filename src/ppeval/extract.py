@@ -9,7 +9,7 @@ Examples
 ...     extract_date="2023-12-31")
 >>> ext.episodes.shape[0]
 1
->>> ext.summary().loc["episodes", "rows"]
+>>> int(ext.summary().loc["episodes", "rows"])
 1
 """
 
@@ -137,8 +137,16 @@ class Extract:
         return df[[c for c in df.columns if c not in (schema.SOURCE_FILE, schema.SOURCE_ROW)]]
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k}={len(v)}" for k, v in self.tables.items())
+        # families: distinct families (the crosswalk has one row per child, not per family)
+        counts = ", ".join(f"{k}={self._count(k)}" for k in self.tables)
         return f"Extract(extract_date={self.extract_date.date()}, {counts})"
+
+    def _count(self, name: str) -> int:
+        """What the repr shows for a table: its rows, or for ``families`` the distinct families."""
+        df = self.tables[name]
+        if name == "families" and "family_id" in df.columns:
+            return int(df["family_id"].nunique(dropna=True))
+        return len(df)
 
     def _repr_html_(self) -> str:
         return (

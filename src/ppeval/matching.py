@@ -84,6 +84,7 @@ from numba import njit
 from .errors import PpevalError
 from .privacy import format_count as _n  # counts in messages: small ones shown as "<11"
 from .propensity import PropensityScore
+from .text import plain
 
 __all__ = ["MatchedSample", "MatchingError", "match"]
 
@@ -709,7 +710,7 @@ def match(
             row = row.item() if isinstance(row, np.generic) else row  # 5, not np.int64(5)
             raise MatchingError(
                 f"{_n(int(mixed.sum()))} famil(ies) have both treated and comparison children "
-                f"(e.g. the family of data row {row!r}); siblings must share an arm for family-level matching"
+                f"(e.g. the family of data row {plain(row)!r}); siblings must share an arm for family-level matching"
             )
         fam_exact = {}
         for c in exact:
@@ -720,7 +721,7 @@ def match(
                 row = df.index[int(np.flatnonzero(fcode == int(nun.index[np.argmax(nun.to_numpy() > 1)]))[0])]
                 row = row.item() if isinstance(row, np.generic) else row
                 raise MatchingError(
-                    f"column {c!r} differs between siblings (e.g. the family of data row {row!r}); a "
+                    f"column {c!r} differs between siblings (e.g. the family of data row {plain(row)!r}); a "
                     "non-numeric exact column must be the same for every child of a family"
                 )
             # numeric (e.g. entry_year): the family's smallest value, i.e. its first entry

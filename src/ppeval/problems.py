@@ -11,7 +11,7 @@ Examples
 ...                                 "a date (YYYY-MM-DD or MM/DD/YYYY)", "unparseable date")])
 >>> rep.has_errors
 True
->>> rep.to_frame().loc[0, "row"]
+>>> int(rep.to_frame().loc[0, "row"])
 3
 """
 
@@ -50,8 +50,28 @@ class Problem:
 class ValidationReport:
     """Every problem found in an extract, errors and warnings kept apart."""
 
-    def __init__(self, problems: Iterable[Problem] = ()):
+    def __init__(self, problems: Iterable[Problem] = (), causes: Iterable[Problem] = ()):
         self.problems: list[Problem] = list(problems)
+        #: root causes (a file missing, unreadable or refused), each with the problems that
+        #: probably follow from it; see :func:`ppeval.validate.triage_lines`
+        self.groups: list[tuple[Problem, list[Problem]]] = []
+        causes = list(causes)
+        if causes:
+            from .validate import _triage
+
+            self.groups = _triage(self.problems, causes)
+
+    def ordered(self) -> list[Problem]:
+        """Every problem, root causes first (each followed by its knock-on problems), then the rest."""
+        seen: set[int] = set()
+        out: list[Problem] = []
+        for cause, knock_on in self.groups:
+            for p in (cause, *knock_on):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        out.extend(p for p in self.problems if id(p) not in seen)
+        return out
 
     @property
     def errors(self) -> list[Problem]:

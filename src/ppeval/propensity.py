@@ -45,6 +45,7 @@ from scipy.special import expit
 
 from .errors import PpevalError
 from .privacy import format_count as _n  # counts in messages: small ones shown as "<11"
+from .text import plain
 
 __all__ = ["PropensityError", "PropensityScore", "propensity"]
 
@@ -88,8 +89,9 @@ def _levels(s: pd.Series) -> list:
     """Levels in R's order: the category order for categoricals, else sorted values."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         present = set(s.dropna().unique())
-        return [c for c in s.cat.categories if c in present]
-    vals = s.dropna().unique()
+        return [plain(c) for c in s.cat.categories if c in present]
+    # plain Python values, so that a message shows 2016, never np.int64(2016)
+    vals = [plain(v) for v in s.dropna().unique()]
     try:
         return sorted(vals)
     except TypeError:  # mixed types: order as strings

@@ -86,6 +86,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ from .problems import ERROR, WARNING, Problem, ValidationReport
 if TYPE_CHECKING:
     from .extract import Extract
 
-__all__ = ["problem_counts", "validate_extract"]
+__all__ = ["problem_counts", "problem_kind", "summary_lines", "triage_lines", "validate_extract"]
 
 #: Births more than this many years before a removal are taken to be data-entry errors.
 IMPLAUSIBLE_AGE_YEARS = 25
@@ -1165,7 +1166,9 @@ def validate_extract(ext: Extract) -> ValidationReport:
     for check in checks:
         problems.extend(check())
     problems.sort(key=_sort_key)
-    return ValidationReport(problems)
+    loaded = {str(f) for df in ext.tables.values() if schema.SOURCE_FILE in df.columns
+              for f in pd.unique(df[schema.SOURCE_FILE].dropna())}
+    return ValidationReport(problems, causes=_root_causes(ext.load_problems, loaded))
 
 
 def problem_counts(report: ValidationReport) -> pd.DataFrame:
@@ -1200,3 +1203,162 @@ def problem_counts(report: ValidationReport) -> pd.DataFrame:
     out["_e"] = out["severity"] != ERROR
     out = out.sort_values(["_e", "file", "first_row"], kind="stable").drop(columns="_e")
     return out.reset_index(drop=True)[cols]
+
+
+# --------------------------------------------------------------------------------------- triage
+#: Tables whose rows a file of each preset feeds.
+_FEEDS: dict[str, frozenset[str]] = {
+    "afcars": frozenset({"children", "episodes"}),
+    "ncands": frozenset({"reports", "children"}),
+}
+
+#: Problems that follow from a table missing rows, by the start of their message: a link
+#: from another table that fails, or a gap in the records a preset stacks.
+_KNOCK_ON: tuple[tuple[str, str], ...] = (
+    ("episode of a child who is not in the children table", "children"),
+    ("report of a child who is not in the children table", "children"),
+    ("crosswalk row of a child who is not in the children table", "children"),
+    ("enrolment of a child who is not in the children table", "children"),
+    ("enrolment of a family that is not in the families crosswalk", "families"),
+    ("enrolment outside every foster-care episode", "episodes"),
+    ("the episode removed on", "episodes"),  # "... has no discharge record" (preset stacking)
+    ("DLstFCDt is not between the removal dates", "episodes"),
+    ("no maltreatment report for the family's children", "reports"),
+    ("enrolment before the first maltreatment report", "reports"),
+)
+
+
+def _root_causes(load_problems: Iterable[Problem], loaded_files: set[str]) -> list[Problem]:
+    """Load errors that kept a whole file out: missing, unreadable, a required column absent,
+    dates refused. Every other problem may be a consequence; these are fixed first."""
+    return [p for p in load_problems if p.severity == ERROR and str(p.file) not in loaded_files]
+
+
+def _triage(problems: list[Problem], causes: list[Problem]) -> list[tuple[Problem, list[Problem]]]:
+    """Each root cause with the problems that probably follow from it (in ``problems`` order)."""
+    groups: list[tuple[Problem, list[Problem]]] = [(c, []) for c in causes]
+    if not causes:
+        return groups
+    fed = [_FEEDS.get(str(c.table), frozenset({str(c.table)})) for c in causes]
+    is_cause = {id(c) for c in causes}
+    for p in problems:
+        if id(p) in is_cause:
+            continue
+        table = next((t for start, t in _KNOCK_ON if p.message.startswith(start)), None)
+        if table is None:
+            continue
+        for (_, knock_on), tables in zip(groups, fed, strict=True):
+            if table in tables:
+                knock_on.append(p)
+                break
+    return groups
+
+
+def _counts_text(problems: list[Problem]) -> str:
+    from .privacy import format_count
+
+    n_e = sum(p.severity == ERROR for p in problems)
+    n_w = len(problems) - n_e
+    parts = [f"{format_count(n_e)} error(s)" if n_e else "", f"{format_count(n_w)} warning(s)" if n_w else ""]
+    return " and ".join(x for x in parts if x)
+
+
+def triage_lines(report: ValidationReport) -> list[str]:
+    """The report as ``ppeval validate`` prints it: root causes first, each followed by the
+    problems that probably follow from it (indented, counted), then every other problem.
+
+    Examples
+    --------
+    >>> cause = Problem("error", "FC2016A.tab", None, None, None, "an existing file", "file not found", "afcars")
+    >>> knock = Problem("error", "families.csv", 7, "child_id", None, "a child_id listed in the children table",
+    ...                 "crosswalk row of a child who is not in the children table", "families")
+    >>> other = Problem("warning", "a.csv", 3, "x", None, "y", "odd")
+    >>> rep = ValidationReport([knock, other, cause], causes=[cause])
+    >>> print("\\n".join(triage_lines(rep)))  # doctest: +NORMALIZE_WHITESPACE
+    error: FC2016A.tab: file not found; expected an existing file
+      <11 error(s) below probably follow from this (fix it first, then validate again):
+        error: families.csv, row 7, column 'child_id': crosswalk row of a child who is not in the children table;
+        expected a child_id listed in the children table
+    warning: a.csv, row 3, column 'x': odd; expected y
+    """
+    lines: list[str] = []
+    grouped: set[int] = set()
+    for cause, knock_on in report.groups:
+        lines.append(str(cause))
+        grouped.add(id(cause))
+        if knock_on:
+            lines.append(f"  {_counts_text(knock_on)} below probably follow from this (fix it first, then validate again):")
+            lines.extend(f"    {p}" for p in knock_on)
+            grouped.update(id(p) for p in knock_on)
+    lines.extend(str(p) for p in report.problems if id(p) not in grouped)
+    return lines
+
+
+_VARIABLE = (
+    (re.compile(r"'[^']*'"), "'…'"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), "…"),
+    (re.compile(r"\(looked for [^)]*\)"), ""),
+    (re.compile(r"\b\d[\d,]{2,}\b"), "N"),  # counts and ids, not small constants ("aged 18")
+)
+
+
+def problem_kind(p: Problem) -> str:
+    """A problem's message without the values that differ from row to row (dates, quoted
+    values, numbers of three or more digits): problems of one kind share it.
+
+    Examples
+    --------
+    >>> problem_kind(Problem("warning", "f", 3, "c", None, "x", "the episode removed on 2015-03-02 has no discharge record"))
+    'the episode removed on … has no discharge record'
+    """
+    text = p.message
+    for pattern, repl in _VARIABLE:
+        text = pattern.sub(repl, text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _where(p: Problem) -> str:
+    out = str(p.file)
+    if p.row is not None:
+        out += f" row {p.row}"
+    if p.column:
+        out += f" {p.column!r}"
+    return out
+
+
+def summary_lines(report: ValidationReport, *, max_message: int = 140) -> list[str]:
+    """``ppeval validate --summary``: one line per kind of problem, with its count and first
+    three locations; root causes first, the kinds that follow from each indented under it.
+
+    Counts from 1 to 10 are shown as ``<11`` (:func:`ppeval.privacy.format_count`).
+
+    Examples
+    --------
+    >>> ps = [Problem("warning", "e.csv", r, "removal_date", None, "x", f"late: {r + 2020}-01-01") for r in (3, 9, 12, 20)]
+    >>> summary_lines(ValidationReport(ps))
+    ["warning   <11  late: …  [e.csv row 3 'removal_date'; e.csv row 9 'removal_date'; e.csv row 12 'removal_date'; ...]"]
+    """
+    from .privacy import format_count
+
+    def kinds(problems: list[Problem], indent: str) -> list[str]:
+        order: dict[tuple[str, str], list[Problem]] = {}
+        for p in sorted(problems, key=lambda q: q.severity != ERROR):
+            order.setdefault((p.severity, problem_kind(p)), []).append(p)
+        out = []
+        for (severity, kind), ps in order.items():
+            kind = kind if len(kind) <= max_message else kind[: max_message - 1] + "…"
+            where = "; ".join(_where(p) for p in ps[:3]) + ("; ..." if len(ps) > 3 else "")
+            out.append(f"{indent}{severity:<8}{format_count(len(ps)):>5}  {kind}  [{where}]")
+        return out
+
+    lines: list[str] = []
+    grouped: set[int] = set()
+    for cause, knock_on in report.groups:
+        lines.extend(kinds([cause], ""))
+        grouped.add(id(cause))
+        if knock_on:
+            lines.append(f"  probably following from it ({_counts_text(knock_on)}):")
+            lines.extend(kinds(knock_on, "  "))
+            grouped.update(id(p) for p in knock_on)
+    lines.extend(kinds([p for p in report.problems if id(p) not in grouped], ""))
+    return lines

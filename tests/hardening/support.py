@@ -28,6 +28,10 @@ PROBLEM_LINE = re.compile(
     r"^(?P<severity>error|warning): (?P<file>sql:[A-Za-z_]+|[^,:]+?)(?:, row (?P<row>\d+))?(?:, column (?P<column>'[^']*'|\"[^\"]*\"))?: (?P<message>.+)$"
 )
 SUMMARY_LINE = re.compile(r"^\d+ error\(s\), \d+ warning\(s\)$")
+KNOCK_ON_LINE = re.compile(
+    r"^  (?:(?:<11|[\d,]+) error\(s\))?(?: and )?(?:(?:<11|[\d,]+) warning\(s\))? below probably follow from this "
+    r"\(fix it first, then validate again\):$"
+)
 
 
 def hash_tree(folder: Path) -> dict[str, str]:
@@ -55,7 +59,10 @@ def parse_validate_output(out: str) -> list[dict[str, str | int | None]]:
     lines = out.splitlines()
     assert lines and SUMMARY_LINE.match(lines[-1]), f"no summary line at the end:\n{out[-2000:]}"
     for line in lines[:-1]:
-        m = PROBLEM_LINE.match(line)
+        if KNOCK_ON_LINE.match(line):  # the count of the problems listed under a root cause
+            continue
+        # a knock-on problem, indented under its root cause
+        m = PROBLEM_LINE.match(line[4:] if line.startswith("    ") else line)
         assert m, f"not a problem line: {line[:300]!r}"
         d = m.groupdict()
         d["row"] = int(d["row"]) if d["row"] else None

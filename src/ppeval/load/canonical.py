@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from .. import schema
 from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
+from .dates import DateColumn, check_date_order, resolve_dates
 from .parse import (
     EXPECTED,
     MESSAGES,
@@ -408,6 +409,19 @@ def to_canonical(
             )
         )
 
+    if not date_format:
+        # day and month in a consistent, provable order across the file's date columns
+        text_dates = [
+            DateColumn(raw.columns[pos], as_text(raw.column(pos)), spec.column(name).identifying)
+            for name, pos in chosen.items()
+            if (c := spec.column(name)) is not None and c.kind == "date"
+            and not (pa.types.is_timestamp(raw.column(pos).type) or pa.types.is_date(raw.column(pos).type))
+        ]
+        refused = check_date_order(text_dates, raw.rows, file=raw.label, section=table, table=table)
+        if refused is not None:
+            res.problems.append(refused)
+            return res
+
     out: dict[str, pd.Series] = {}
     index = pd.RangeIndex(len(raw))
     for name, pos in chosen.items():
@@ -422,10 +436,17 @@ def to_canonical(
         parsed = parse_column(
             raw.column(pos), col.kind, codes=col.codes, code_map=code_map, date_format=date_format
         )
+        reported = None
+        if col.kind == "date":
+            # placeholders (1900-01-01) to missing, Excel serials read or refused, each said once
+            parsed, notes = resolve_dates(parsed, raw.rows, file=raw.label, column=src, table=table,
+                                          identifying=col.identifying)
+            res.problems.extend(notes.problems)
+            reported = notes.reported
         out[name] = parsed.to_series(index)
         res.problems.extend(
             cell_problems(
-                parsed,
+                parsed if reported is None else replace(parsed, bad=parsed.bad & ~reported),
                 raw.rows,
                 file=raw.label,
                 column=src,

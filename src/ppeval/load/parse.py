@@ -19,6 +19,10 @@ Accepted spellings
 * numbers: what Arrow accepts (``12``, ``-3``, ``1.5``, ``1e3``); a whole-number column also
   accepts ``12.0``.
 
+A file's date columns are also checked as a whole before they are parsed (the order of day
+and month, Excel serial numbers, placeholder dates such as 1900-01-01): see
+:mod:`ppeval.load.dates`.
+
 Examples
 --------
 >>> import pyarrow as pa
@@ -81,7 +85,7 @@ CODE_ALIASES: dict[tuple[str, ...], dict[str, str]] = {
 _MIN_YEAR, _MAX_YEAR = 1800, 2200
 #: The message for a well-formed date whose year is outside the range ppeval accepts.
 OUT_OF_RANGE_DATE = (
-    f"date out of range (years {_MIN_YEAR}-{_MAX_YEAR} only; a placeholder such as 9999-12-31? "
+    f"date out of range (years {_MIN_YEAR}-{_MAX_YEAR} only; a placeholder? (the common ones, such as 9999-12-31, are read as missing) "
     "a codes entry mapping it to \"\" makes it missing)"
 )
 

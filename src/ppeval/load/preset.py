@@ -9,7 +9,7 @@ column.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..extract import InputFile
 from ..problems import ERROR, WARNING, Problem
 from .canonical import DEFAULT_MAX_PROBLEMS_PER_COLUMN, cell_problems, columns_found
-from .parse import EXPECTED, MESSAGES, Parsed, parse_column
+from .dates import DateColumn, check_date_order, resolve_dates
+from .parse import EXPECTED, MESSAGES, Parsed, as_text, parse_column
 from .readers import RawTable, detect_format, read_file
 
 
@@ -144,15 +145,36 @@ def read_preset_file(
         )
         return pf
     pf.absent = [e.name for e in elements if e.expected and e.name not in positions]
+    # day and month in a provable order (the presets read ISO and MM/DD/YYYY dates only)
+    text_dates = [
+        DateColumn(raw.columns[positions[e.name]], as_text(raw.column(positions[e.name])), e.identifying)
+        for e in elements
+        if e.kind == "date" and e.name in positions
+        and not (pa.types.is_timestamp(raw.column(positions[e.name]).type) or pa.types.is_date(raw.column(positions[e.name]).type))
+    ]
+    refused = check_date_order(
+        text_dates, raw.rows, file=label, section=preset, table=preset,
+        fix=f"the {preset} preset reads dates as YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY only: write the file's dates that way",
+    )
+    if refused is not None:
+        problems.append(refused)
+        return pf
     for e in elements:
         pos = positions.get(e.name)
         if pos is None:
             continue
         p = parse_column(raw.column(pos), e.kind, codes=e.codes, code_map=e.code_map, missing=e.missing, other=e.other)
+        reported = None
+        if e.kind == "date":
+            # placeholders (1900-01-01) to missing, Excel serials read or refused, each said once
+            p, notes = resolve_dates(p, raw.rows, file=label, column=raw.columns[pos], table=e.table,
+                                     identifying=e.identifying)
+            problems.extend(notes.problems)
+            reported = notes.reported
         pf.parsed[e.name] = p
         problems.extend(
             cell_problems(
-                p,
+                p if reported is None else replace(p, bad=p.bad & ~reported),
                 raw.rows,
                 file=label,
                 column=raw.columns[pos],
