@@ -52,6 +52,8 @@ class ValidationReport:
 
     def __init__(self, problems: Iterable[Problem] = ()):
         self.problems: list[Problem] = list(problems)
+        #: rows with a problem that the configured analysis never uses (made warnings)
+        self.outside_rows: int = 0
 
     @property
     def errors(self) -> list[Problem]:
