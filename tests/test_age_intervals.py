@@ -140,8 +140,9 @@ def test_generator_writes_ages_and_the_intervals_hold_the_true_birth_dates(ages_
     assert (kids.loc[~only, "birth_date"] == truth.loc[kids.index[~only], "birth_date"]).all()
     # the canonical tables the generator writes are what the preset reads
     canon = pd.read_csv(ages_only / "canonical" / "children.csv", dtype=str).set_index("child_id")
-    mine = kids["birth_date_min"].dt.strftime("%Y-%m-%d").reindex(canon.index)
-    assert canon["birth_date_min"].fillna("-").tolist() == mine.fillna("-").tolist()
+    for col in ("birth_date", "birth_date_min", "birth_date_max"):
+        mine = kids[col].dt.strftime("%Y-%m-%d").reindex(canon.index)
+        assert canon[col].fillna("-").tolist() == mine.fillna("-").tolist(), col
 
 
 def test_in_care_cohort_is_unchanged_by_ages_in_place_of_birth_dates(ages_extracts):
@@ -400,3 +401,34 @@ def test_generate_option_in_memory():
     syn = generate(400, seed=2, ncands_birth_dates=False)
     assert "ChBDate" not in syn.ncands.columns and syn.truth["ncands_birth_dates"] is False
     assert syn.children["birth_date"].isna().sum() == syn.children["birth_date_min"].notna().sum() > 0
+
+
+def test_synth_command_writes_ages_only(tmp_path):
+    assert main(["-q", "synth", "--out", str(tmp_path / "s"), "--children", "300", "--seed", "4", "--ncands-ages"]) == 0
+    header = next((tmp_path / "s" / "ncands").glob("CF*.tab")).read_text().splitlines()[0].split("\t")
+    assert "ChAge" in header and "ChBDate" not in header
+    assert json.loads((tmp_path / "s" / "truth.json").read_text())["ncands_birth_dates"] is False
+
+
+def test_an_afcars_child_without_dob_takes_the_age_of_its_linked_reports(tmp_path):
+    """A2 has no DOB in AFCARS; its NCANDS report (AFCARSID A2) says aged 6 on 2019-03-01:
+    born in [2012-03-02, 2013-03-01]. A1's DOB wins over its report's age (4, which would
+    not fit its DOB 2012-05-01). In care, A2 is then no error; both engines agree."""
+    rows = NCANDS_ROWS + "R9\tK6\tA2\t2019-03-01\t1\t6\t\t2019\n"
+    cfg = _preset_config(tmp_path, "in_care", rows)
+    ext = load_extract(cfg)
+    kids = ext.canonical("children").set_index("child_id")
+    assert [str(kids.loc["A2", c].date()) for c in ("birth_date_min", "birth_date_max")] == ["2012-03-02", "2013-03-01"]
+    assert pd.isna(kids.loc["A1", "birth_date_min"]) and str(kids.loc["A1", "birth_date"].date()) == "2012-05-01"
+    rep = ext.validate()
+    assert not rep.has_errors
+    c = build_cohort(ext, entry_from="2019-01-01", entry_to="2019-12-31", outcomes={"reunification": [12]})
+    assert sorted(c.data["child_id"]) == ["A1", "A2"] and c.flow.age_intervals()["units"] == 1
+    pytest.importorskip("duckdb")
+    from ppeval.config import Config
+
+    duck = Config.from_toml(cfg)
+    duck["data"]["engine"] = "duckdb"
+    other = load_extract(duck)
+    for name in ext.tables:
+        pd.testing.assert_frame_equal(ext.tables[name], other.tables[name], check_exact=True, obj=name)

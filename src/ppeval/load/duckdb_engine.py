@@ -490,9 +490,15 @@ def load_ncands_duckdb(
         if n == 0:
             return res
         reports, children, problems = _ncands_tables(con, labels)
+        linked = _fetch(con, "SELECT afcarsid, max(bmin) AS lo, min(bmax) AS hi, min(bmin) AS hull_lo, max(bmax) AS hull_hi "
+                             "FROM r WHERE afcarsid IS NOT NULL AND bmin IS NOT NULL GROUP BY afcarsid")
     res.problems.extend(problems)
     res.add_table("reports", reports)
     res.add_table("children", children)
+    if linked.num_rows:
+        res.linked_ages.append(_ncands.linked_age_table(
+            _strings(linked, "afcarsid").to_numpy(zero_copy_only=False),
+            *(_dates(linked, k) for k in ("lo", "hi", "hull_lo", "hull_hi"))))
     return res
 
 

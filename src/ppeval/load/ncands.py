@@ -234,6 +234,54 @@ def birth_intervals(
     return bmin, bmax, problems
 
 
+def linked_age_table(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, hull_lo: np.ndarray,
+                     hull_hi: np.ndarray) -> pd.DataFrame:
+    """Birth-date intervals of children linked to foster care (``AFCARSID``), sorted by id.
+
+    The intersection of each child's report intervals (the union where they contradict each
+    other, as for NCANDS-only children). Used only where the AFCARS records give no DOB.
+    """
+    empty = lo > hi
+    out = pd.DataFrame({
+        "child_id": pd.array(ids, dtype="string"),
+        "birth_date_min": np.where(empty, hull_lo, lo).astype("datetime64[ns]"),
+        "birth_date_max": np.where(empty, hull_hi, hi).astype("datetime64[ns]"),
+    })
+    return out.sort_values("child_id", kind="mergesort").reset_index(drop=True)
+
+
+def fill_linked_ages(children: pd.DataFrame, pieces: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Give children with neither a birth date nor an interval the age interval of their
+    linked NCANDS reports (an AFCARS child without DOB); a DOB, where present, wins.
+
+    Examples
+    --------
+    >>> kids = pd.DataFrame({"child_id": ["A1", "A2"], "birth_date": pd.to_datetime(["2012-05-01", None])})
+    >>> ages = pd.DataFrame({"child_id": ["A1", "A2"], "birth_date_min": pd.to_datetime(["2001-01-01"] * 2),
+    ...                      "birth_date_max": pd.to_datetime(["2001-12-31"] * 2)})
+    >>> fill_linked_ages(kids, [ages])["birth_date_min"].astype(str).tolist()
+    ['NaT', '2001-01-01']
+    """
+    if not pieces or not len(children):
+        return children
+    ages = pd.concat(pieces, ignore_index=True).groupby("child_id", sort=False).agg(
+        lo=("birth_date_min", "max"), hi=("birth_date_max", "min"))
+    out = children
+    nat = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
+    lo_now = out["birth_date_min"] if "birth_date_min" in out else nat
+    hi_now = out["birth_date_max"] if "birth_date_max" in out else nat
+    need = out["birth_date"].isna() & lo_now.isna() & hi_now.isna()
+    lo = out["child_id"].astype("string").map(ages["lo"]).astype("datetime64[ns]")
+    hi = out["child_id"].astype("string").map(ages["hi"]).astype("datetime64[ns]")
+    fill = (need & lo.notna() & hi.notna() & (lo <= hi)).to_numpy()
+    if not fill.any():
+        return children
+    out = children.copy()
+    out["birth_date_min"] = lo_now.where(~fill, lo)
+    out["birth_date_max"] = hi_now.where(~fill, hi)
+    return out
+
+
 #: Counts below this are not repeated in messages (the default small-cell threshold).
 SMALL_COUNT = 11
 
@@ -294,10 +342,12 @@ def load_ncands(
         data[key] = pa.concat_arrays(values) if isinstance(values[0], pa.Array) else np.concatenate(values)
     if len(data["line"]) == 0:  # every row of every file was unusable (each one reported)
         return res
-    reports, children, problems = _build(data, labels)
+    reports, children, problems, linked_ages = _build(data, labels)
     res.problems.extend(problems)
     res.add_table("reports", reports)
     res.add_table("children", children)
+    if linked_ages is not None:
+        res.linked_ages.append(linked_ages)
     return res
 
 
@@ -310,7 +360,9 @@ def _codes(arr: pa.Array) -> np.ndarray:
     return codes
 
 
-def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Problem]]:
+def _build(
+    data: dict[str, object], labels: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Problem], pd.DataFrame | None]:
     n = len(data["line"])
     file_idx, line = data["file"], data["line"]
     seq = (file_idx.astype(np.int64) << 32) | line
@@ -355,11 +407,23 @@ def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd
         }
     )
 
+    # ---- ages of children linked to foster care: AFCARS's DOB wins, these fill it only when
+    # the AFCARS records have none (see LoadResult.frames)
+    linked = np.flatnonzero(np.asarray(data["afcarsid"].is_valid(), dtype=bool) & ~np.isnat(data["bmin"]))
+    linked_ages = None
+    if len(linked):
+        ids = data["afcarsid"].take(pa.array(linked)).to_numpy(zero_copy_only=False)
+        frame = pd.DataFrame({"id": ids, "lo": data["bmin"][linked], "hi": data["bmax"][linked]})
+        g = frame.groupby("id", sort=False).agg(lo=("lo", "max"), hi=("hi", "min"), hull_lo=("lo", "min"),
+                                                hull_hi=("hi", "max"))
+        linked_ages = linked_age_table(g.index.to_numpy(dtype=object), *(g[k].to_numpy().astype("datetime64[D]")
+                                                                        for k in ("lo", "hi", "hull_lo", "hull_hi")))
+
     # ---- children known to NCANDS only: the ChIDs used as child_id (no AFCARSID)
     no_link = np.asarray(data["afcarsid"].is_null(), dtype=bool)
     rows = np.flatnonzero(no_link & np.asarray(data["chid"].is_valid(), dtype=bool))
     if not len(rows):
-        return reports, None, problems
+        return reports, None, problems, linked_ages
     c_order = rows[np.lexsort((rank[rows], chid[rows]))]
     cstarts = group_starts(chid[c_order])
     cg = Groups(cstarts, len(c_order), rank[c_order])
@@ -405,4 +469,4 @@ def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd
             **source_columns(labels, src_file, src_line),
         }
     )
-    return reports, children, problems
+    return reports, children, problems, linked_ages
