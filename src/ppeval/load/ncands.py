@@ -25,7 +25,9 @@ rather than a birth date. A child aged ``a`` on ``RptDt`` = ``d`` was born in
 ``birth_date_max`` = ``d - a years`` (both inclusive; 29 February as ``pandas.DateOffset``).
 The intervals of a child's reports are intersected; ages that contradict each other give
 the widest interval and a warning. A birth date, where a record has one, wins (no interval
-is kept); the AFCARS DOB of a child linked by ``AFCARSID`` is AFCARS's, never replaced.
+is kept). The ages on the reports of a child linked by ``AFCARSID`` are kept apart
+(``LoadResult.linked_ages``): they give the AFCARS child its interval only where the AFCARS
+records have no DOB (the DOB, where present, wins).
 
 Examples
 --------
