@@ -86,7 +86,8 @@ def _cmd_synth(args: argparse.Namespace, progress: _Progress) -> int:
 
     _check_out_dir(Path(args.out))
     progress(f"generating a synthetic extract of {args.children} children (seed {args.seed})")
-    out = write_synthetic(args.out, n_children=args.children, seed=args.seed, design=args.design)
+    out = write_synthetic(args.out, n_children=args.children, seed=args.seed, design=args.design,
+                          ncands_birth_dates=not args.ncands_ages)
     _mark_written(out)
     progress(f"wrote {out}")
     return 0
@@ -375,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--children", type=int, default=4000, help="number of children (default 4000)")
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--design", choices=["in_care", "prevention"], default="in_care")
+    p.add_argument("--ncands-ages", action="store_true",
+                   help="write the NCANDS files as distributed: the age at the report (ChAge), no birth date (ChBDate)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("validate", help="load an extract and list every problem")

@@ -53,6 +53,18 @@ risk then (in care, for the in-care design): a treated family is its children in
 enrolment, a comparison family at a pseudo-index its children in care at that delay. A
 family is eligible while any of its children is.
 
+Ages known only as an interval
+------------------------------
+A child with no birth date but an age at a report (NCANDS ``ChAge``; the children columns
+``birth_date_min``/``birth_date_max``) has its birth in an interval. Where only the age
+matters the interval is used: the rule "under 18 at removal/report" is decided only when the
+whole interval is on one side of the limit; a unit whose interval straddles it is left out
+(it may be too old) and counted in its own flow step. The age covariate is the age at the
+interval's midpoint, with its bounds in ``age_at_<when>_low``/``_high`` (age subgroups are
+decided on them). A unit is followed no further than its earliest possible 18th birthday
+(conservative: no event of a possible adult counts), and the units so shortened are counted
+(flow rows of kind ``age_interval``; :meth:`SampleFlow.age_intervals`).
+
 :meth:`Cohort.naive` gives the flawed design that starts everyone at removal, for
 demonstration and for tests that show the bias.
 
@@ -96,6 +108,30 @@ class SampleFlow:
         self.rows: list[dict[str, Any]] = []
         #: how the program roster links to the extract, in families (see :meth:`linkage_frame`)
         self.linkage: dict[str, int] = {}
+        #: rows of the extract with a validation problem that this analysis never uses: the
+        #: problem was a warning, not an error (set from the validation report)
+        self.outside_rows: int = 0
+
+    def age_intervals(self) -> dict[str, int]:
+        """Units whose birth is known only as an interval (an age at a report), and how handled.
+
+        Keys: ``units`` (in the cohort, before matching and its risk-set rows; age covariate
+        taken at the interval's midpoint), ``straddling``
+        (left out: the interval straddles the age limit, so the age rule cannot be decided),
+        ``followed_to_earliest_18th_birthday`` (follow-up ended at the earliest possible 18th
+        birthday). Empty when every unit has a birth date.
+        """
+        out: dict[str, int] = {}
+        for r in self.rows:
+            if r["kind"] == "age_interval":
+                key = "units" if r["step"].startswith("units whose birth") else "followed_to_earliest_18th_birthday"
+                out[key] = r["treated"] + r["comparison"]
+        steps = [r for r in self.rows if r["kind"] == "step"]
+        for i, r in enumerate(steps):
+            if r["step"].startswith("age at ") and " decided against " in r["step"] and i:
+                prev = steps[i - 1]
+                out["straddling"] = prev["treated"] + prev["comparison"] - r["treated"] - r["comparison"]
+        return out
 
     def add(self, step: str, treated: pd.Series, kind: str = "step", keep: pd.Series | None = None) -> None:
         """Record the units (``keep``, default all) of a step, split by the ``treated`` flag."""
@@ -601,7 +637,7 @@ def build_cohort(
     episodes_all = ext.canonical("episodes").sort_values(["child_id", "removal_date"], kind="mergesort").reset_index(drop=True)
     reports = ext.canonical("reports")
     qualifying = oc.qualifying_reports(reports) if not reports.empty else pd.DataFrame(columns=["child_id", "report_date", "_counts"])
-    children = ext.canonical("children").drop_duplicates("child_id", keep="first").set_index("child_id")
+    children = _children_with_birth_bounds(ext.canonical("children"))
     flow = SampleFlow()
     lo, hi = _as_ts(entry_from), _as_ts(entry_to)
 
@@ -659,18 +695,35 @@ def build_cohort(
 
     # child attributes
     u = u.join(children[[c for c in children.columns if c not in u.columns or c == "county"]].rename(columns={"county": "_child_county"}), on="child_id")
-    has_child = u["birth_date"].notna()
-    flow.add("child found in the children table with a birth date", u["treated"], keep=has_child)
+    # birth known as a date, or only as an interval (an age at a report: NCANDS ChAge)
+    has_child = u["_birth_lo"].notna() & u["_birth_hi"].notna()
+    interval = has_child & (u["_birth_lo"] != u["_birth_hi"])
+    any_interval = bool(interval.any())
+    flow.add("child found in the children table with a birth date" + (" or an age" if any_interval else ""),
+             u["treated"], keep=has_child)
     u = u[has_child].copy()
-    u["age_at_" + when] = ((u["anchor_date"] - u["birth_date"]).dt.days / 365.25).round(4)
     age_col = "age_at_" + when
-    # calendar age: a child is 18 on the 18th birthday (age in days / 365.25 is not)
-    if float(max_age_at_removal).is_integer():
-        keep = u["anchor_date"] < u["birth_date"] + pd.DateOffset(years=int(max_age_at_removal))
-    else:
-        keep = u[age_col] < max_age_at_removal
-    flow.add(f"aged under {max_age_at_removal:g} at {when}", u["treated"], keep=keep)
-    u = u[keep]
+    # the age covariate of a unit with an interval is the age at the interval's midpoint
+    mid = u["_birth_lo"] + (u["_birth_hi"] - u["_birth_lo"]) / 2
+    u[age_col] = ((u["anchor_date"] - mid.dt.normalize()).dt.days / 365.25).round(4)
+    # a rule on the age is decided only when the whole interval is on one side of the limit:
+    # under the limit for sure when even the earliest possible birth is; at or over it for
+    # sure when even the latest possible birth is. Calendar age: a child is 18 on the 18th
+    # birthday (age in days / 365.25 is not)
+    under_sure = _under_age(u["anchor_date"], u["_birth_lo"], max_age_at_removal)
+    under_maybe = _under_age(u["anchor_date"], u["_birth_hi"], max_age_at_removal)
+    if any_interval:
+        u[f"{age_col}_low"] = ((u["anchor_date"] - u["_birth_hi"]).dt.days / 365.25).round(4)
+        u[f"{age_col}_high"] = ((u["anchor_date"] - u["_birth_lo"]).dt.days / 365.25).round(4)
+        u["_age_interval"] = u["_birth_lo"] != u["_birth_hi"]
+        decided = under_sure | ~under_maybe
+        # undecidable (the interval straddles the limit): possibly too old, so left out
+        flow.add(f"age at {when} decided against {max_age_at_removal:g} (age interval not straddling the "
+                 f"{max_age_at_removal:g}th birthday; straddling units left out)", u["treated"], keep=decided)
+        u = u[decided]
+        under_sure = under_sure[decided]
+    flow.add(f"aged under {max_age_at_removal:g} at {when}", u["treated"], keep=under_sure)
+    u = u[under_sure]
     if design == "in_care" and min_stay_days:
         stay = (u["discharge_date"] - u["removal_date"]).dt.days
         keep = ~(stay < min_stay_days).fillna(False)
@@ -696,7 +749,16 @@ def build_cohort(
         u["_before_enrolment"] = False
 
     # index dates and the eligibility rule
-    u["_birthday18"] = u["birth_date"] + pd.DateOffset(years=18)
+    # the earliest possible 18th birthday: a unit known only by an age interval is followed
+    # no further than the first day it may have been an adult (conservative: no event of a
+    # possible adult is counted)
+    u["_birthday18"] = u["_birth_lo"] + pd.DateOffset(years=18)
+    if any_interval:
+        flow.add(f"units whose birth is known only as an interval (from an age), age at {when} taken at its midpoint",
+                 u["treated"], kind="age_interval", keep=u["_age_interval"])
+        shortened = u["_age_interval"] & (u["_birthday18"] < ex) & (u["_birthday18"] > u["anchor_date"])
+        flow.add("units with an age interval followed only until their earliest possible 18th birthday "
+                 "(before the extract date)", u["treated"], kind="age_interval", keep=shortened)
     u["index_delay_days"] = ((u["enrolled_date"] - u["anchor_date"]).dt.days).where(u["treated"], 0).astype("int64")
     u["index_date"] = u["anchor_date"] + pd.to_timedelta(u["index_delay_days"], unit="D")
     # a served unit's comparison row (risk set) is followed only until this enrolment (see
@@ -757,6 +819,8 @@ def build_cohort(
     keep_cols += ["enrolled_after_days"] if censor_at_enrolment else []
     keep_cols += [c for c in ("removal_date", "discharge_date", "discharge_reason", "report_date", "enrolled_date", "hours", "contacts", "parent_role") if c in u]
     keep_cols += cov
+    # the bounds of the age when it comes from an interval (age subgroups are decided on them)
+    keep_cols += [c for c in (f"{age_col}_low", f"{age_col}_high") if c in u]
     keep_cols += [c for c in u.columns if c not in keep_cols and any(c == f"{n}_days" or c == f"{n}_status" for n in outcomes)]
     keep_cols += [oc.window_column(n, m) for n, ms in outcomes.items() for m in ms if oc.window_column(n, m) in u]
     internal = [c for c in _ENGINE_COLS if c.startswith("_")]
@@ -813,6 +877,38 @@ def build_cohort(
     settings["outcomes"] = outcomes
     flow.linkage = _roster_linkage(enr, family_of, children.index, data)
     return Cohort(data.reset_index(drop=True), flow, design, unit, ex, cov, outcomes, settings, engine, children_rows)
+
+
+def _children_with_birth_bounds(children: pd.DataFrame) -> pd.DataFrame:
+    """One row per child (the first), with ``_birth_lo``/``_birth_hi``: the birth-date bounds.
+
+    A birth date gives equal bounds and wins over any interval (an AFCARS DOB over an
+    NCANDS age); otherwise the bounds are the intersection of the child's
+    ``birth_date_min``/``birth_date_max`` over its rows (several sources may give an age).
+    """
+    first = children.drop_duplicates("child_id", keep="first").set_index("child_id")
+    nat = pd.Series(pd.NaT, index=children.index, dtype="datetime64[ns]")
+    g = pd.DataFrame({
+        "child_id": children["child_id"],
+        "bd": children["birth_date"] if "birth_date" in children else nat,
+        "lo": children["birth_date_min"] if "birth_date_min" in children else nat,
+        "hi": children["birth_date_max"] if "birth_date_max" in children else nat,
+    }).groupby("child_id", sort=False).agg(bd=("bd", "first"), lo=("lo", "max"), hi=("hi", "min")).reindex(first.index)
+    exact = g["bd"].notna()
+    ok = exact | (g["lo"].notna() & g["hi"].notna() & (g["lo"] <= g["hi"]))
+    first["_birth_lo"] = g["bd"].where(exact, g["lo"]).where(ok)
+    first["_birth_hi"] = g["bd"].where(exact, g["hi"]).where(ok)
+    return first.drop(columns=[c for c in ("birth_date_min", "birth_date_max") if c in first])
+
+
+def _under_age(at: pd.Series, birth: pd.Series, limit: float) -> pd.Series:
+    """Whether a child born on ``birth`` is younger than ``limit`` years on ``at``.
+
+    Whole years use the calendar (18 on the 18th birthday); fractions, age in days / 365.25.
+    """
+    if float(limit).is_integer():
+        return at < birth + pd.DateOffset(years=int(limit))
+    return (at - birth).dt.days / 365.25 < limit
 
 
 def _roster_linkage(enr: pd.DataFrame, family_of: pd.Series, child_ids: pd.Index, data: pd.DataFrame) -> dict[str, int]:
@@ -896,6 +992,9 @@ def _family_rows(child: pd.DataFrame, cov: list[str], rule: str, engine: _Engine
             fam[c] = g[c].max()
         else:
             fam[c] = g[c].first()
+    # bounds of the youngest child's age (from age intervals): the minimum of each bound
+    for c in [c for c in child.columns if c.startswith("age_at_") and c.endswith(("_low", "_high"))]:
+        fam[f"youngest_{c}"] = g[c].min()
     kids = child.copy()
     kids["index_date"] = kids["_unit"].map(fam["index_date"])
     kids = _at_risk(kids, kids["_unit"].map(fam["index_delay_days"]))

@@ -192,6 +192,8 @@ class Evaluation:
         cfg = dict(self.config)
         cfg["outcomes"] = {k: {"windows_months": v} for k, v in self.outcomes.items()}
         cohort = build_cohort_from_config(self.extract, cfg)
+        # rows with a validation problem that the analysis never uses (warnings, not errors)
+        cohort.flow.outside_rows = self.validation.outside_rows
         if cohort.n_treated == 0:
             raise DataError("no treated units in the cohort: check the participation roster and the entry window")
         return cohort

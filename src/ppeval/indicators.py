@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import outcomes as oc
+from .cohort import _children_with_birth_bounds
 from .extract import Extract
 
 _P4_EXITS = frozenset({"reunification", "relative", "guardianship"})
@@ -80,7 +81,10 @@ def cfsr_indicators(ext: Extract, years: list[int] | None = None) -> pd.DataFram
     DataFrame with indicator, year, arm, denominator, numerator, rate, note.
     """
     ex = ext.extract_date
-    ch = ext.canonical("children").drop_duplicates("child_id").set_index("child_id")["birth_date"]
+    # the earliest possible birth: equal to the birth date where there is one; for a birth
+    # known only as an interval (an age at a report) the age-18 rules are applied as if the
+    # child were as old as it may be (a possibly adult child is left out, as in the cohort)
+    ch = _children_with_birth_bounds(ext.canonical("children"))["_birth_lo"]
     ep = ext.canonical("episodes").sort_values(["child_id", "removal_date"], kind="mergesort").reset_index(drop=True)
     ep["birth_date"] = ep["child_id"].map(ch)
     ep["b18"] = ep["birth_date"] + pd.DateOffset(years=18)

@@ -52,6 +52,8 @@ class ValidationReport:
 
     def __init__(self, problems: Iterable[Problem] = (), causes: Iterable[Problem] = ()):
         self.problems: list[Problem] = list(problems)
+        #: rows with a problem that the configured analysis never uses (made warnings)
+        self.outside_rows: int = 0
         #: root causes (a file missing, unreadable or refused), each with the problems that
         #: probably follow from it; see :func:`ppeval.validate.triage_lines`
         self.groups: list[tuple[Problem, list[Problem]]] = []

@@ -151,7 +151,13 @@ TABLES: dict[str, Table] = {
         "children",
         (
             Column("child_id", "id", True, description="child identifier (AFCARS RecNumbr)", identifying=True),
-            Column("birth_date", "date", True, description="date of birth", identifying=True),
+            Column("birth_date", "date", True, description="date of birth (may be missing when the age interval is known)",
+                   identifying=True),
+            Column("birth_date_min", "date", description="earliest possible date of birth, when only an age is known "
+                   "(e.g. NCANDS ChAge: age a on the report date d gives birth in (d - (a+1) years, d - a years]; "
+                   "stored inclusive: d - (a+1) years + 1 day)", identifying=True),
+            Column("birth_date_max", "date", description="latest possible date of birth, when only an age is known "
+                   "(d - a years, inclusive)", identifying=True),
             Column("family_id", "id", description="family identifier", identifying=True),
             Column("sex", "code", codes=SEX_CODES, description="sex"),
             Column("race_ethnicity", "code", codes=RACE_ETHNICITY_CODES, description="race/ethnicity"),

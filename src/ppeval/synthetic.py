@@ -1776,6 +1776,7 @@ def generate(
     *,
     entry_from: str = ENTRY_FROM,
     entry_to: str = ENTRY_TO,
+    ncands_birth_dates: bool = True,
 ) -> SyntheticExtract:
     """Simulate an agency extract with a known program effect.
 
@@ -1795,6 +1796,12 @@ def generate(
         uptake among families offered the program).
     entry_from, entry_to : str
         Entry window of the analysis cohort used for the truth (and written to ``eval.toml``).
+    ncands_birth_dates : bool
+        Write ``ChBDate`` in the NCANDS files (default). False writes them as NCANDS child
+        files are distributed, with the age at the report (``ChAge``) and no birth date:
+        children known only from reports then have an age interval (``birth_date_min``,
+        ``birth_date_max``, intersected over their reports) and no ``birth_date`` in the
+        canonical children table too, which is what the ``ncands`` preset gives.
 
     Returns
     -------
@@ -1826,6 +1833,9 @@ def generate(
     tables = _canonical(sim, ep, rep, child_id, extract)
     afcars = _afcars_layout(sim.pop, ep, recnumbr, extract)
     ncands = _ncands_layout(sim.pop, rep, recnumbr, chid)
+    if not ncands_birth_dates:
+        ncands = ncands.drop(columns="ChBDate")
+        tables["children"] = _ages_only(tables["children"], ncands)
     if design == "in_care":
         true_effects, counts = _truth_in_care(sim, ep, rep, extract, lo, hi)
         potential = _potential_in_care(sim, child_id)
@@ -1835,6 +1845,7 @@ def generate(
         potential = _potential_prevention(sim)
         definitions = _DEFINITIONS_PREVENTION
     truth = {
+        **({} if ncands_birth_dates else {"ncands_birth_dates": False}),
         "generator": "ppeval.synthetic",
         "generator_version": _GENERATOR_VERSION,
         "design": design,
@@ -1858,6 +1869,28 @@ def generate(
         participation=tables["participation"], families=tables["families"], afcars=afcars, ncands=ncands,
         potential=potential, truth=truth, design=design, seed=int(seed), extract_date=pd.Timestamp(extract_date),
     )
+
+
+def _ages_only(children: pd.DataFrame, ncands: pd.DataFrame) -> pd.DataFrame:
+    """Children known only from NCANDS records without ``ChBDate``: their birth dates become
+    the interval their ages at the reports allow (intersected), as the ``ncands`` preset reads it."""
+    from .load.ncands import age_interval
+
+    own = ncands[ncands["AFCARSID"].isna()]
+    age = own["ChAge"].to_numpy(dtype="int64")
+    lo, hi = age_interval(own["RptDt"].to_numpy().astype("datetime64[D]"), age, np.zeros(len(age), bool))
+    bounds = pd.DataFrame({"child_id": own["ChID"].to_numpy(), "lo": lo, "hi": hi}).groupby("child_id").agg(
+        lo=("lo", "max"), hi=("hi", "min"))
+    out = children.copy()
+    ids = out["child_id"].astype(str)
+    has = ids.isin(bounds.index).to_numpy()
+    out["birth_date_min"] = pd.Series(ids.map(bounds["lo"]).to_numpy(), index=out.index).astype("datetime64[ns]")
+    out["birth_date_max"] = pd.Series(ids.map(bounds["hi"]).to_numpy(), index=out.index).astype("datetime64[ns]")
+    out.loc[has, "birth_date"] = pd.NaT
+    pos = out.columns.get_loc("birth_date") + 1
+    cols = [c for c in out.columns if c not in ("birth_date_min", "birth_date_max")]
+    cols[pos:pos] = ["birth_date_min", "birth_date_max"]
+    return out[cols]
 
 
 _GENERATOR_VERSION = 2  # 2: enrolment at any removal; no prior episodes made to end at home
@@ -2046,6 +2079,7 @@ def write_synthetic(
     entry_from: str = ENTRY_FROM,
     entry_to: str = ENTRY_TO,
     canonical: bool = True,
+    ncands_birth_dates: bool = True,
 ) -> Path:
     """Write a synthetic extract, its configs and ``truth.json`` into ``out``.
 
@@ -2070,6 +2104,8 @@ def write_synthetic(
         As for :func:`generate`.
     canonical : bool
         Also write ``canonical/`` and ``eval_canonical.toml`` (skip for big benchmark runs).
+    ncands_birth_dates : bool
+        As for :func:`generate`: False writes the NCANDS files with ``ChAge`` and no ``ChBDate``.
 
     Returns
     -------
@@ -2084,7 +2120,8 @@ def write_synthetic(
     ['afcars', 'canonical', 'eval.toml', 'eval_canonical.toml', 'families.csv', 'ncands',
      'participation.csv', 'truth.json']
     """
-    syn = generate(n_children, seed, design, extract_date, effects, entry_from=entry_from, entry_to=entry_to)
+    syn = generate(n_children, seed, design, extract_date, effects, entry_from=entry_from, entry_to=entry_to,
+                   ncands_birth_dates=ncands_birth_dates)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for sub in ("afcars", "ncands", "canonical"):

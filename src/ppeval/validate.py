@@ -21,6 +21,10 @@ a *warning* means a record will be left out or looks implausible but the data ca
 Every table:
 
 - required column absent from a non-empty table (error; the loader normally reports it);
+- children: a missing ``birth_date`` is no problem when the row has an age interval
+  (``birth_date_min`` and ``birth_date_max``, e.g. from NCANDS ``ChAge``); without either the
+  child's age cannot be told (error, at the source's file, row and column: ``ChBDate`` or
+  ``DOB`` for the presets);
 - required value missing, or a code outside the canonical list, in cells the loader has not
   already reported (error);
 - duplicate key per ``schema.TABLES[t].key``: every repeat is named, and its message gives
@@ -30,8 +34,8 @@ Every table:
 
 Episodes:
 
-- discharge before removal; removal before the child's birth; child not in the children
-  table (errors);
+- discharge before removal; removal before the child's birth (for a birth known as an
+  interval: before its earliest possible date); child not in the children table (errors);
 - removal before the discharge of an earlier episode of the same child (overlap), and an
   open episode (no discharge date) followed by a later removal (errors);
 - age at removal of ``cohort.max_age_at_removal`` (18) or more: excluded from cohorts later
@@ -56,6 +60,13 @@ Participation:
   report at all (warning).
 
 Children: a ``family_id`` that disagrees with the families crosswalk (warning).
+
+Rows the configured analysis never uses: the units are children with a removal (``in_care``)
+or a report (``prevention``) in the entry window (``cohort.entry_from``/``entry_to``); an
+error in a children, episodes or reports row of any other child cannot make the analysis
+wrong, so it is reported as a warning saying so (e.g. a child known only from reports with
+no birth date and no age, in the in-care design) and counted in
+``ValidationReport.outside_rows``, which the sample flow and the methods text repeat.
 
 Follow-on problems are not reported: a cell the loader already reported is not reported
 again as missing, and a table whose file could not be read at all (missing, empty, wrong
@@ -176,6 +187,11 @@ class _Table:
         self._dates: dict[str, pd.Series] = {}
         #: integer codes of id columns (filled by the context; -1 = missing)
         self.codes: dict[str, np.ndarray] = {}
+        #: rows the configured analysis never uses (their errors become warnings), or None
+        self.outside: np.ndarray | None = None
+        self.outside_note = ""
+        #: (file, row) of the rows whose errors were made warnings
+        self.outside_hits: set[tuple[str, int]] = set()
 
     def has(self, col: str) -> bool:
         return col in self.df.columns
@@ -249,6 +265,21 @@ class _Table:
         pos = np.asarray(positions, dtype=np.int64)
         if pos.size == 0:
             return []
+        if severity == ERROR and self.outside is not None and self.outside[pos].any():
+            # a row the configured analysis never uses cannot make it wrong: a warning, so
+            # that it does not block the run (and it is counted in the sample flow)
+            out_ = self.outside[pos]
+            k = pos.size
+            vals = [None] * k if values is None else list(values)
+            exps = [expected] * k if isinstance(expected, str) else list(expected)
+            msgs = [message] * k if isinstance(message, str) else list(message)
+            ins, outs = np.flatnonzero(~out_), np.flatnonzero(out_)
+            for f, r in zip(self.files(pos[outs]), self.rows[pos[outs]], strict=True):
+                self.outside_hits.add((str(f), int(r)))
+            return self.emit(pos[ins], ERROR, column, [exps[i] for i in ins], [msgs[i] for i in ins],
+                             [vals[i] for i in ins]) + self.emit(
+                pos[outs], WARNING, column, [exps[i] for i in outs], [f"{msgs[i]}; {self.outside_note}" for i in outs],
+                [vals[i] for i in outs])
         k = pos.size
         vals = [None] * k if values is None else list(values)
         exps = [expected] * k if isinstance(expected, str) else list(expected)
@@ -355,6 +386,39 @@ class _Context:
         for name, t in self.t.items():
             if t.n and not all(t.has(c) for c in schema.TABLES[name].required):
                 self.failed.add(name)
+        self._mark_outside(cohort)
+
+    def _mark_outside(self, cohort: Mapping[str, Any]) -> None:
+        """Mark the children, episodes and reports rows the configured analysis never uses.
+
+        The units are children with a removal (in care) or a report (prevention) in the
+        entry window; rows of any other child never enter the cohort (a record without a
+        date counts as in the window: it cannot be ruled out). Nothing is marked when the
+        table that defines the units is empty or could not be read.
+        """
+        anchor_table, anchor_col = ("episodes", "removal_date") if self.design == "in_care" else ("reports", "report_date")
+        a = self.t[anchor_table]
+        if a.n == 0 or not self.usable(anchor_table) or not a.has("child_id"):
+            return
+        d = a.dates(anchor_col)
+        lo, hi = cohort.get("entry_from"), cohort.get("entry_to")
+        inside = pd.Series(True, index=d.index)
+        if lo:
+            inside &= ~(d < pd.Timestamp(lo))
+        if hi:
+            inside &= ~(d > pd.Timestamp(hi))
+        codes = a.code("child_id")
+        used = np.zeros(self.n_child, dtype=bool)
+        used[codes[(codes >= 0) & inside.to_numpy()]] = True
+        unit = "removal" if self.design == "in_care" else "report"
+        note = (f"not used by the {self.design} analysis (the child has no {unit} in the entry window), "
+                "so a warning, not an error")
+        for name in ("children", "episodes", "reports"):
+            t = self.t[name]
+            if t.n and t.has("child_id"):
+                c = t.code("child_id")
+                t.outside = (c >= 0) & ~used[np.maximum(c, 0)] if used.size else np.zeros(t.n, dtype=bool)
+                t.outside_note = note
 
     def usable(self, *tables: str) -> bool:
         """Whether every one of ``tables`` was read without a file-level error."""
@@ -410,7 +474,7 @@ PRESET_NAMES: dict[str, dict[str, dict[str, str]]] = {
         },
     },
     "ncands": {
-        "children": {"sex": "ChSex"},
+        "children": {"sex": "ChSex", "birth_date": "ChBDate", "birth_date_min": "ChAge", "birth_date_max": "ChAge"},
         "reports": {"report_id": "RptID", "child_id": "ChID", "report_date": "RptDt"},
     },
 }
@@ -491,7 +555,16 @@ def _check_required(ctx: _Context) -> list[Problem]:
                         f"required column {col!r} is missing from the {name} table",
                     )
                 continue
-            miss = ctx.uncovered(t, np.flatnonzero(t.df[col].isna().to_numpy()), col)
+            missing = t.df[col].isna().to_numpy()
+            if name == "children" and col == "birth_date":
+                # an age at a report (an interval for the birth) does wherever only the age
+                # matters: the birth date is required only where there is neither
+                missing &= ~(t.dates("birth_date_min").notna() & t.dates("birth_date_max").notna()).to_numpy()
+                miss = ctx.uncovered(t, np.flatnonzero(missing), col)
+                out += t.emit(miss, ERROR, col, "a birth date, or an age at a report (NCANDS ChAge), for every child "
+                              "the analysis uses", "missing birth date and no age: the child's age cannot be told")
+                continue
+            miss = ctx.uncovered(t, np.flatnonzero(missing), col)
             out += t.emit(miss, ERROR, col, f"a {col} on every {name} row", f"missing {col}")
         if name == "participation":
             if not t.has("child_id") and not t.has("family_id"):
@@ -719,14 +792,18 @@ def _check_episode_children(ctx: _Context, kids: _Lookup) -> list[Problem]:
             "a child_id listed in the children table",
             "episode of a child who is not in the children table",
         )
-    if not (t.has("removal_date") and c.has("birth_date")):
+    if not (t.has("removal_date") and (c.has("birth_date") or c.has("birth_date_max"))):
         return out
     linked = np.flatnonzero(where >= 0)
     rem = t.dates("removal_date").to_numpy()[linked]
-    birth = c.dates("birth_date").to_numpy()[where[linked]]
+    exact = c.dates("birth_date")
+    # a birth known only as an interval is judged on the side that makes a problem certain:
+    # before birth if before the earliest possible birth, over an age if so at the latest one
+    earliest = exact.fillna(c.dates("birth_date_min")).to_numpy()[where[linked]]
+    birth = exact.fillna(c.dates("birth_date_max")).to_numpy()[where[linked]]
     ok = ~(np.isnat(rem) | np.isnat(birth))
-    linked, rem, birth = linked[ok], rem[ok], birth[ok]
-    before_birth = rem < birth
+    linked, rem, birth, earliest = linked[ok], rem[ok], birth[ok], earliest[ok]
+    before_birth = rem < np.where(np.isnat(earliest), birth, earliest)
     bpos = linked[before_birth]
     out += t.emit(
         bpos,
@@ -1168,7 +1245,9 @@ def validate_extract(ext: Extract) -> ValidationReport:
     problems.sort(key=_sort_key)
     loaded = {str(f) for df in ext.tables.values() if schema.SOURCE_FILE in df.columns
               for f in pd.unique(df[schema.SOURCE_FILE].dropna())}
-    return ValidationReport(problems, causes=_root_causes(ext.load_problems, loaded))
+    report = ValidationReport(problems, causes=_root_causes(ext.load_problems, loaded))
+    report.outside_rows = len(set().union(*(t.outside_hits for t in ctx.t.values())))
+    return report
 
 
 def problem_counts(report: ValidationReport) -> pd.DataFrame:

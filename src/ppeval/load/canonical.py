@@ -81,6 +81,9 @@ class LoadResult:
     tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     inputs: list[InputFile] = field(default_factory=list)
+    #: age intervals of children linked from NCANDS to foster care (``AFCARSID``): they fill
+    #: the children table's interval where a child has no birth date (see :meth:`frames`)
+    linked_ages: list[pd.DataFrame] = field(default_factory=list)
 
     def add_table(self, name: str, df: pd.DataFrame | None) -> None:
         if df is not None:
@@ -91,11 +94,21 @@ class LoadResult:
             self.tables.setdefault(name, []).extend(pieces)
         self.problems.extend(other.problems)
         self.inputs.extend(other.inputs)
+        self.linked_ages.extend(other.linked_ages)
         return self
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """Each table as one DataFrame (sources stacked; columns aligned with canonical dtypes)."""
-        return {name: concat_tables(name, pieces) for name, pieces in self.tables.items() if pieces}
+        """Each table as one DataFrame (sources stacked; columns aligned with canonical dtypes).
+
+        A child without a birth date (an AFCARS record with no DOB) gets the age interval of
+        its linked NCANDS reports, when they give ages.
+        """
+        out = {name: concat_tables(name, pieces) for name, pieces in self.tables.items() if pieces}
+        if self.linked_ages and "children" in out:
+            from .ncands import fill_linked_ages
+
+            out["children"] = fill_linked_ages(out["children"], self.linked_ages)
+        return out
 
 
 def missing_column(table: str, name: str, n: int) -> pd.Series:

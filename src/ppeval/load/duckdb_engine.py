@@ -522,9 +522,15 @@ def load_ncands_duckdb(
         if n == 0:
             return res
         reports, children, problems = _ncands_tables(con, labels)
+        linked = _fetch(con, "SELECT afcarsid, max(bmin) AS lo, min(bmax) AS hi, min(bmin) AS hull_lo, max(bmax) AS hull_hi "
+                             "FROM r WHERE afcarsid IS NOT NULL AND bmin IS NOT NULL GROUP BY afcarsid")
     res.problems.extend(problems)
     res.add_table("reports", reports)
     res.add_table("children", children)
+    if linked.num_rows:
+        res.linked_ages.append(_ncands.linked_age_table(
+            _strings(linked, "afcarsid").to_numpy(zero_copy_only=False),
+            *(_dates(linked, k) for k in ("lo", "hi", "hull_lo", "hull_hi"))))
     return res
 
 
@@ -585,6 +591,7 @@ def _ncands_tables(con: Any, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     c = _fetch(con, f"""
         SELECT any_value(chid) AS chid,
                {_last_date(con, 'dob')} AS dob,
+               max(bmin) AS lo, min(bmax) AS hi, min(bmin) AS hull_lo, max(bmax) AS hull_hi,
                {_last_int('sex', 'sex >= 0 AND sex < 2', 2, 2)} AS sex,
                {_last_int('race', f'race >= 0 AND race <> {unknown}', 5, unknown)} AS race,
                {_last_int('hisp', 'hisp >= 0', 2, -1)} AS hisp,
@@ -595,13 +602,22 @@ def _ncands_tables(con: Any, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     if c.num_rows == 0:
         return reports, None, problems
     latest = c.column("latest").combine_chunks()
+    src_file, src_line = latest.field("f").to_numpy(), latest.field("l").to_numpy()
+    # the children's age intervals, finished by the pandas engine's own code
+    dob = _dates(c, "dob")
+    bmin, bmax, age_problems = _ncands.birth_intervals(
+        dob, *(_dates(c, k) for k in ("lo", "hi", "hull_lo", "hull_hi")), labels, src_file, src_line
+    )
+    problems.extend(age_problems)
     children = pd.DataFrame({
         "child_id": string_column(_strings(c, "chid")),
-        "birth_date": date_column(_dates(c, "dob")),
+        "birth_date": date_column(dob),
+        "birth_date_min": date_column(bmin),
+        "birth_date_max": date_column(bmax),
         "sex": code_column(_np(c, "sex"), ("male", "female", "unknown")),
         "race_ethnicity": code_column(_np(c, "race"), schema.RACE_ETHNICITY_CODES),
         "hispanic": bool_column(_np(c, "hisp").astype(np.int8)),
         "county": string_column(_strings(c, "county")),
-        **source_columns(labels, latest.field("f").to_numpy(), latest.field("l").to_numpy()),
+        **source_columns(labels, src_file, src_line),
     })
     return reports, children, problems

@@ -14,10 +14,20 @@ One report per (``RptID``, ``ChID``) (domain.md §3b):
 A (``RptID``, ``ChID``) pair found on several records (the same report in two submission
 years) becomes one report: the latest record's date and ids, substantiated if any record
 says so, the union of the types; a warning counts them. Children without an ``AFCARSID`` are
-added to the children table from ``ChBDate`` (or ``ChDOB``), ``ChSex`` (1 male, 2 female,
+added to the children table from ``ChBDate`` (or ``ChDOB``), else from ``ChAge``, ``ChSex`` (1 male, 2 female,
 else unknown), ``ChRacAI ChRacAs ChRacBl ChRacNH ChRacWh ChRacUD`` (1 yes, 2 or 0 no, 9
 missing), ``CEthn`` (1 Hispanic) and ``ChCnty`` (else ``RptCnty``), from their latest report
 that has each attribute.
+
+NCANDS child files as distributed carry the age at the report (``ChAge``; 77, 99 = missing)
+rather than a birth date. A child aged ``a`` on ``RptDt`` = ``d`` was born in
+``(d - (a+1) years, d - a years]``: ``birth_date_min`` = ``d - (a+1) years + 1 day`` and
+``birth_date_max`` = ``d - a years`` (both inclusive; 29 February as ``pandas.DateOffset``).
+The intervals of a child's reports are intersected; ages that contradict each other give
+the widest interval and a warning. A birth date, where a record has one, wins (no interval
+is kept). The ages on the reports of a child linked by ``AFCARSID`` are kept apart
+(``LoadResult.linked_ages``): they give the AFCARS child its interval only where the AFCARS
+records have no DOB (the DOB, where present, wins).
 
 Examples
 --------
@@ -62,6 +72,7 @@ from .preset import (
     group_starts,
     iter_preset_files,
     last_valid,
+    shift_years,
     source_columns,
     string_column,
     take_or,
@@ -101,6 +112,8 @@ ELEMENTS: tuple[Element, ...] = (
     *(Element(f"Mal{i}Lev", "code", "reports", codes=DISPOSITIONS, missing=("99",), expected=i == 1) for i in range(1, 5)),
     Element("ChBDate", "date", "children", identifying=True, expected=False),
     Element("ChDOB", "date", "children", identifying=True, expected=False),
+    # the age at the report, as distributed in place of the birth date (77, 99 = missing)
+    Element("ChAge", "int", "children", missing=("77", "99"), expected=False),
     Element("ChSex", "code", "children", codes=("male", "female"), code_map={"1": "male", "2": "female"}, other="unknown"),
     *(Element(name, "bool", "children", missing=("9",)) for name in RACE_ELEMENTS),
     Element("ChRacUD", "bool", "children", missing=("9",)),
@@ -128,6 +141,7 @@ def _compact(pf: PresetFile) -> dict[str, object]:
         types |= np.where(has, 1 << np.clip(t, 0, None).astype(np.int64), 0)
     bdate = v["ChBDate"].values
     bdate = np.where(np.isnat(bdate), v["ChDOB"].values, bdate)
+    bmin, bmax = age_interval(v["RptDt"].values, v["ChAge"].values, v["ChAge"].missing)
     return {
         "rpt": v["RptID"].values,
         "chid": v["ChID"].values,
@@ -138,6 +152,8 @@ def _compact(pf: PresetFile) -> dict[str, object]:
         "subst": np.where(victim, 1, np.where(known, 0, -1)).astype(np.int8),
         "types": types,
         "dob": bdate.astype("datetime64[D]"),
+        "bmin": bmin,
+        "bmax": bmax,
         "sex": v["ChSex"].values.astype(np.int16),
         "race": derive_race({race: v[e].values for e, race in RACE_ELEMENTS.items()}, v["ChRacUD"].values, v["CEthn"].values),
         "hisp": v["CEthn"].values,
@@ -145,6 +161,131 @@ def _compact(pf: PresetFile) -> dict[str, object]:
         "file": np.full(n, pf.index, dtype=np.int32),
         "line": pf.raw.rows.astype(np.int64),
     }
+
+
+#: Ages at the report (``ChAge``) read as an age; others are taken as missing codes.
+MAX_AGE_YEARS = 30
+
+
+def age_interval(report_date: np.ndarray, age: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Birth-date interval of each record from its age at the report.
+
+    A child aged ``a`` (completed years) on the report date ``d`` was born after
+    ``d - (a + 1)`` years and on or before ``d - a`` years: the interval returned is
+    ``[d - (a + 1) years + 1 day, d - a years]``, both ends inclusive. NaT where the age or
+    the date is missing, or the age is outside 0-:data:`MAX_AGE_YEARS`.
+
+    Examples
+    --------
+    >>> d = np.array(["2020-06-15", "2020-06-15"], dtype="datetime64[D]")
+    >>> lo, hi = age_interval(d, np.array([3, 99]), np.array([False, True]))
+    >>> lo.astype(str).tolist(), hi.astype(str).tolist()
+    (['2016-06-16', 'NaT'], ['2017-06-15', 'NaT'])
+    """
+    a = np.asarray(age, dtype=np.int64)
+    ok = ~np.asarray(missing, dtype=bool) & (a >= 0) & (a <= MAX_AGE_YEARS) & ~np.isnat(report_date)
+    d = np.where(ok, report_date, np.datetime64("NaT", "D")).astype("datetime64[D]")
+    a = np.where(ok, a, 0)
+    one = np.timedelta64(1, "D")
+    hi = shift_years(d, -a)
+    lo = shift_years(d, -(a + 1)) + one
+    # 29 February births turn a year older on 28 February in other years (the cohort's
+    # DateOffset convention): on a 28 February the bounds move by a day where that applies
+    with np.errstate(invalid="ignore"):
+        hi = np.where(shift_years(hi + one, a) <= d, hi + one, hi)
+        lo = np.where(shift_years(lo, a + 1) <= d, lo + one, lo)
+    return lo, hi
+
+
+def birth_intervals(
+    dob: np.ndarray, lo: np.ndarray, hi: np.ndarray, hull_lo: np.ndarray, hull_hi: np.ndarray,
+    files: list[str], file_idx: np.ndarray, rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """Each child's birth-date interval: the intersection of its records' intervals.
+
+    ``lo``/``hi`` are the latest earliest-birth and the earliest latest-birth over the
+    child's records with an age (the intersection), ``hull_lo``/``hull_hi`` the widest
+    bounds (the union). A child with a birth date (``ChBDate``/``ChDOB``) keeps no interval:
+    the date wins. Ages that contradict each other (empty intersection) give the union,
+    wide but containing every reported age, and one warning at the first such child's
+    latest record (the count is said only from 11 up: a small count is never published).
+
+    Shared by the pandas and DuckDB engines, so both give the same tables and problems.
+    """
+    has_dob = ~np.isnat(dob)
+    empty = ~np.isnat(lo) & (lo > hi)
+    bmin = np.where(empty, hull_lo, lo)
+    bmax = np.where(empty, hull_hi, hi)
+    nat = np.datetime64("NaT", "D")
+    bmin = np.where(has_dob, nat, bmin).astype("datetime64[D]")
+    bmax = np.where(has_dob, nat, bmax).astype("datetime64[D]")
+    problems: list[Problem] = []
+    bad = np.flatnonzero(empty & ~has_dob)
+    if len(bad):
+        k = len(bad)
+        many = f"{k} children's" if k >= SMALL_COUNT else "some children's"
+        problems.append(
+            Problem(
+                WARNING, files[int(file_idx[bad[0]])], int(rows[bad[0]]), "ChAge", None,
+                "ages at the reports of one child that agree with one birth date",
+                f"{many} ages on different reports contradict each other (no birth date fits them all); the birth "
+                "date was taken to lie anywhere between the earliest and the latest the reports allow",
+                "children",
+            )
+        )
+    return bmin, bmax, problems
+
+
+def linked_age_table(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, hull_lo: np.ndarray,
+                     hull_hi: np.ndarray) -> pd.DataFrame:
+    """Birth-date intervals of children linked to foster care (``AFCARSID``), sorted by id.
+
+    The intersection of each child's report intervals (the union where they contradict each
+    other, as for NCANDS-only children). Used only where the AFCARS records give no DOB.
+    """
+    empty = lo > hi
+    out = pd.DataFrame({
+        "child_id": pd.array(ids, dtype="string"),
+        "birth_date_min": np.where(empty, hull_lo, lo).astype("datetime64[ns]"),
+        "birth_date_max": np.where(empty, hull_hi, hi).astype("datetime64[ns]"),
+    })
+    return out.sort_values("child_id", kind="mergesort").reset_index(drop=True)
+
+
+def fill_linked_ages(children: pd.DataFrame, pieces: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Give children with neither a birth date nor an interval the age interval of their
+    linked NCANDS reports (an AFCARS child without DOB); a DOB, where present, wins.
+
+    Examples
+    --------
+    >>> kids = pd.DataFrame({"child_id": ["A1", "A2"], "birth_date": pd.to_datetime(["2012-05-01", None])})
+    >>> ages = pd.DataFrame({"child_id": ["A1", "A2"], "birth_date_min": pd.to_datetime(["2001-01-01"] * 2),
+    ...                      "birth_date_max": pd.to_datetime(["2001-12-31"] * 2)})
+    >>> fill_linked_ages(kids, [ages])["birth_date_min"].astype(str).tolist()
+    ['NaT', '2001-01-01']
+    """
+    if not pieces or not len(children):
+        return children
+    ages = pd.concat(pieces, ignore_index=True).groupby("child_id", sort=False).agg(
+        lo=("birth_date_min", "max"), hi=("birth_date_max", "min"))
+    out = children
+    nat = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
+    lo_now = out["birth_date_min"] if "birth_date_min" in out else nat
+    hi_now = out["birth_date_max"] if "birth_date_max" in out else nat
+    need = out["birth_date"].isna() & lo_now.isna() & hi_now.isna()
+    lo = out["child_id"].astype("string").map(ages["lo"]).astype("datetime64[ns]")
+    hi = out["child_id"].astype("string").map(ages["hi"]).astype("datetime64[ns]")
+    fill = (need & lo.notna() & hi.notna() & (lo <= hi)).to_numpy()
+    if not fill.any():
+        return children
+    out = children.copy()
+    out["birth_date_min"] = lo_now.where(~fill, lo)
+    out["birth_date_max"] = hi_now.where(~fill, hi)
+    return out
+
+
+#: Counts below this are not repeated in messages (the default small-cell threshold).
+SMALL_COUNT = 11
 
 
 def _type_names(masks: np.ndarray) -> pd.Series:
@@ -203,10 +344,12 @@ def load_ncands(
         data[key] = pa.concat_arrays(values) if isinstance(values[0], pa.Array) else np.concatenate(values)
     if len(data["line"]) == 0:  # every row of every file was unusable (each one reported)
         return res
-    reports, children, problems = _build(data, labels)
+    reports, children, problems, linked_ages = _build(data, labels)
     res.problems.extend(problems)
     res.add_table("reports", reports)
     res.add_table("children", children)
+    if linked_ages is not None:
+        res.linked_ages.append(linked_ages)
     return res
 
 
@@ -219,7 +362,9 @@ def _codes(arr: pa.Array) -> np.ndarray:
     return codes
 
 
-def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Problem]]:
+def _build(
+    data: dict[str, object], labels: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Problem], pd.DataFrame | None]:
     n = len(data["line"])
     file_idx, line = data["file"], data["line"]
     seq = (file_idx.astype(np.int64) << 32) | line
@@ -264,11 +409,23 @@ def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd
         }
     )
 
+    # ---- ages of children linked to foster care: AFCARS's DOB wins, these fill it only when
+    # the AFCARS records have none (see LoadResult.frames)
+    linked = np.flatnonzero(np.asarray(data["afcarsid"].is_valid(), dtype=bool) & ~np.isnat(data["bmin"]))
+    linked_ages = None
+    if len(linked):
+        ids = data["afcarsid"].take(pa.array(linked)).to_numpy(zero_copy_only=False)
+        frame = pd.DataFrame({"id": ids, "lo": data["bmin"][linked], "hi": data["bmax"][linked]})
+        g = frame.groupby("id", sort=False).agg(lo=("lo", "max"), hi=("hi", "min"), hull_lo=("lo", "min"),
+                                                hull_hi=("hi", "max"))
+        linked_ages = linked_age_table(g.index.to_numpy(dtype=object), *(g[k].to_numpy().astype("datetime64[D]")
+                                                                        for k in ("lo", "hi", "hull_lo", "hull_hi")))
+
     # ---- children known to NCANDS only: the ChIDs used as child_id (no AFCARSID)
     no_link = np.asarray(data["afcarsid"].is_null(), dtype=bool)
     rows = np.flatnonzero(no_link & np.asarray(data["chid"].is_valid(), dtype=bool))
     if not len(rows):
-        return reports, None, problems
+        return reports, None, problems, linked_ages
     c_order = rows[np.lexsort((rank[rows], chid[rows]))]
     cstarts = group_starts(chid[c_order])
     cg = Groups(cstarts, len(c_order), rank[c_order])
@@ -280,16 +437,38 @@ def _build(data: dict[str, object], labels: list[str]) -> tuple[pd.DataFrame, pd
     i_cty = cg.last(np.asarray(county.is_valid(), dtype=bool))
     latest = cg.last(np.ones(len(c_order), dtype=bool))
     nat = np.datetime64("NaT", "D")
+    child_dob = take_or(dob, cg.last(~np.isnat(dob)), nat)
+    lo_days, hi_days = (data[k][c_order].astype("datetime64[D]") for k in ("bmin", "bmax"))
+    lo_i, hi_i = lo_days.astype(np.int64), hi_days.astype(np.int64)
+    has_age = ~np.isnat(lo_days)
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    # intersection: the latest lower and the earliest upper bound; the union for contradictions
+    inter_lo = np.maximum.reduceat(np.where(has_age, lo_i, small), cstarts)
+    inter_hi = np.minimum.reduceat(np.where(has_age, hi_i, big), cstarts)
+    hull_lo = np.minimum.reduceat(np.where(has_age, lo_i, big), cstarts)
+    hull_hi = np.maximum.reduceat(np.where(has_age, hi_i, small), cstarts)
+    any_age = np.logical_or.reduceat(has_age, cstarts)
+
+    def _days(x: np.ndarray) -> np.ndarray:
+        return np.where(any_age, x, np.datetime64("NaT", "D").astype(np.int64)).astype("datetime64[D]")
+
+    src_file, src_line = file_idx[c_order[latest]], line[c_order[latest]]
+    bmin, bmax, age_problems = birth_intervals(
+        child_dob, _days(inter_lo), _days(inter_hi), _days(hull_lo), _days(hull_hi), labels, src_file, src_line
+    )
+    problems.extend(age_problems)
     children = pd.DataFrame(
         {
             "child_id": string_column(data["chid"].take(pa.array(c_order[cstarts]))),
-            "birth_date": date_column(take_or(dob, cg.last(~np.isnat(dob)), nat)),
+            "birth_date": date_column(child_dob),
+            "birth_date_min": date_column(bmin),
+            "birth_date_max": date_column(bmax),
             "sex": code_column(np.where(i_sex >= 0, take_or(sex, i_sex, 2), 2), ("male", "female", "unknown")),
             "race_ethnicity": code_column(np.where(i_race >= 0, take_or(race, i_race, unknown_race), unknown_race),
                                           schema.RACE_ETHNICITY_CODES),
             "hispanic": bool_column(take_or(hisp, cg.last(hisp >= 0), -1)),
             "county": string_column(county.take(pa.array(np.where(i_cty < 0, 0, i_cty), mask=i_cty < 0))),
-            **source_columns(labels, file_idx[c_order[latest]], line[c_order[latest]]),
+            **source_columns(labels, src_file, src_line),
         }
     )
-    return reports, children, problems
+    return reports, children, problems, linked_ages

@@ -422,3 +422,30 @@ def source_columns(labels: Sequence[str], file_index: np.ndarray, rows: np.ndarr
         schema.SOURCE_FILE: pd.Series(pd.array(names, dtype="string")),
         schema.SOURCE_ROW: pd.Series(rows.astype(np.int64)),
     }
+
+
+def shift_years(days: np.ndarray, years: np.ndarray | int) -> np.ndarray:
+    """``days + years`` calendar years, as ``pandas.DateOffset(years=...)`` does it.
+
+    A 29 February that lands in a year without one becomes 28 February (the month is kept),
+    so an interval computed here agrees with the cohort's ``birth_date + DateOffset(years=18)``.
+    Missing dates (NaT) stay missing.
+
+    Examples
+    --------
+    >>> d = np.array(["2020-02-29", "2019-03-01", "NaT"], dtype="datetime64[D]")
+    >>> shift_years(d, np.array([-1, -2, 3])).astype(str).tolist()
+    ['2019-02-28', '2017-03-01', 'NaT']
+    """
+    d = np.asarray(days, dtype="datetime64[D]")
+    nat = np.isnat(d)
+    safe = np.where(nat, np.datetime64("2000-01-01", "D"), d)
+    month = safe.astype("datetime64[M]")
+    y = month.astype("datetime64[Y]").astype(np.int64) + 1970
+    m = month.astype(np.int64) % 12
+    dd = (safe - month.astype("datetime64[D]")).astype(np.int64)
+    ty = y + np.asarray(years, dtype=np.int64)
+    leap = (ty % 4 == 0) & ((ty % 100 != 0) | (ty % 400 == 0))
+    dd = np.where((m == 1) & (dd == 28) & ~leap, 27, dd)
+    out = ((ty - 1970) * 12 + m).astype("datetime64[M]").astype("datetime64[D]") + dd.astype("timedelta64[D]")
+    return np.where(nat, np.datetime64("NaT", "D"), out)

@@ -110,6 +110,41 @@ def _event_counts(n: int, events: int, threshold: int) -> dict[str, Any]:
     return {"n": n, "events": events}
 
 
+AGE_BREAKS = [-0.01, 0.999, 5.999, 11.999, 200]
+AGE_BAND_LABELS = ["under 1", "1 to 5", "6 to 11", "12 to 17"]
+
+
+def age_column(df: pd.DataFrame) -> str | None:
+    """The unit's age covariate (``age_at_*`` or ``youngest_age_at_*``), not its bounds."""
+    return next((c for c in df.columns if (c.startswith("age_at_") or c.startswith("youngest_age_at_"))
+                 and not c.endswith(("_low", "_high"))), None)
+
+
+def age_bands(df: pd.DataFrame, age_col: str) -> pd.Series:
+    """Age subgroup of each unit; missing where an age interval spans two bands.
+
+    A unit whose birth is known only as an interval (an age at a report) has its age's
+    bounds in ``<age_col>_low``/``_high``: it is placed in a band only when both bounds are
+    in it (the subgroup is decided on the whole interval), and left out of the age
+    subgroups otherwise.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"age_at_report": [0.5, 5.5, 7.0], "age_at_report_low": [0.5, 5.2, 7.0],
+    ...                   "age_at_report_high": [0.5, 6.2, 7.0]})
+    >>> age_bands(d, "age_at_report").tolist()
+    ['under 1', <NA>, '6 to 11']
+    """
+    band = pd.cut(df[age_col], AGE_BREAKS, labels=AGE_BAND_LABELS).astype("string")
+    lo, hi = f"{age_col}_low", f"{age_col}_high"
+    if lo in df and hi in df:
+        a = pd.cut(df[lo], AGE_BREAKS, labels=AGE_BAND_LABELS).astype("string")
+        b = pd.cut(df[hi], AGE_BREAKS, labels=AGE_BAND_LABELS).astype("string")
+        same = (a == b).fillna(True).to_numpy(bool) | df[lo].isna().to_numpy()
+        band = band.where(same)
+    return band
+
+
 def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> pd.DataFrame:
     """Risk differences of ``binary`` by subgroup, suppressed where a cell is small.
 
@@ -122,9 +157,9 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
     from ..estimate._data import resolve
 
     df = matched.copy()
-    age_col = next((c for c in df.columns if c.startswith("age_at_") or c.startswith("youngest_age_at_")), None)
+    age_col = age_column(df)
     if age_col:
-        df["age_band"] = pd.cut(df[age_col], [-0.01, 0.999, 5.999, 11.999, 200], labels=["under 1", "1 to 5", "6 to 11", "12 to 17"]).astype("string")
+        df["age_band"] = age_bands(df, age_col)
     if "parent_role" in df:
         # the comparison units of a matched set belong to the enrolled parent's subgroup
         role = df.loc[df["treated"].astype(bool)].groupby("match_id")["parent_role"].first()
@@ -282,11 +317,65 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     weights = _censoring_weight_text(ev)
     if weights:
         paras[0] += " " + weights
+    ages = _age_interval_text(ev, thr)
+    if ages:
+        paras.insert(1, ages)
     rules = ev.config["data"].get("id_normalise") or []
     if rules:
         paras[0] += (" Identifiers were compared across the files with " + " and ".join(ID_RULE_WORDS[r] for r in check_rules(rules))
                      + " (the config's data.id_normalise), so that the files link.")
     return paras
+
+
+def _age_results(flow, threshold: int) -> dict[str, Any]:
+    """``age_intervals`` and ``outside_analysis`` for results.json (only when there are any)."""
+    out: dict[str, Any] = {}
+    ages = flow.age_intervals()
+    if ages:
+        out["age_intervals"] = _counts({k: ages.get(k, 0) for k in ("units", "straddling", "followed_to_earliest_18th_birthday")},
+                                       threshold)
+    outside = getattr(flow, "outside_rows", 0)
+    if outside:
+        out["outside_analysis"] = _counts({"rows_with_problems": outside}, threshold)
+    return out
+
+
+def _count_words(n: int, threshold: int) -> str:
+    """A count for the text: the number, or "fewer than <threshold>" for a small one."""
+    return f"fewer than {threshold}" if 1 <= n < threshold else f"{n:,}"
+
+
+def _age_interval_text(ev, threshold: int) -> str:
+    """How units known only by an age (no birth date) were handled, and rows outside the analysis.
+
+    Counts from 1 to ``threshold - 1`` are said as "fewer than ``threshold``".
+    """
+    flow = ev.cohort.flow
+    ages = flow.age_intervals()
+    outside = getattr(flow, "outside_rows", 0)
+    parts = []
+    n = ages.get("units", 0)
+    if n:
+        when = "removal" if ev.config["cohort"]["design"] == "in_care" else "report"
+        limit = f"{ev.config['cohort']['max_age_at_removal']:g}"
+        text = (f"Age: {_count_words(n, threshold)} units had no birth date, only an age at a maltreatment report "
+                "(NCANDS ChAge), which places the birth in an interval of about one year (intersected over the "
+                f"child's reports; a birth date, e.g. the AFCARS DOB, wins where there is one). Their age at {when} "
+                f"is taken at the interval's midpoint. The rule 'under {limit} at {when}' was applied only where the "
+                "whole interval lay on one side of the limit")
+        straddle = ages.get("straddling", 0)
+        text += (f"; {_count_words(straddle, threshold)} units whose interval straddled the {limit}th birthday were "
+                 "left out, as possibly too old" if straddle else "; no interval straddled the limit")
+        follow = ages.get("followed_to_earliest_18th_birthday", 0)
+        text += (f". {_count_words(follow, threshold).capitalize()} units were followed only until their earliest possible "
+                 "18th birthday (outcomes after it are not counted)" if follow else "")
+        text += ". An age subgroup takes a unit only when its whole interval lies in the band."
+        parts.append(text)
+    if outside:
+        parts.append(f"Validation: {_count_words(outside, threshold)} rows of the extract had a problem (e.g. a child "
+                     "known only from reports with neither a birth date nor an age) but are never used by this "
+                     "design, so they were reported as warnings and did not stop the run.")
+    return " ".join(parts)
 
 
 #: how each ``[data] id_normalise`` rule is described in the methods
@@ -391,6 +480,7 @@ def build(ev) -> dict[str, Any]:
         "inputs": [{"path": f["path"], "sha256": f["sha256"], "table": f["table"], "rows": suppress_value(f["rows"], thr)} for f in ev.extract.provenance()],
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
         "linkage": [{"step": r["step"], **_counts({"families": r["families"]}, thr), "share_percent": r["share"]} for _, r in linkage.iterrows()],
+        **_age_results(cohort.flow, thr),
         "summary": [finding_sentence(r, phrases) for r in headline],
     }
     if thr < 2:  # only then, so suppressed reports keep their bytes
