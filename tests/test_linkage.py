@@ -32,6 +32,7 @@ from ppeval.report.content import linkage_table  # noqa: E402
 from ppeval.validate import validate_extract  # noqa: E402
 
 SYNTHETIC = Path(__file__).parents[1] / "data" / "synthetic"
+SMALL = Path(__file__).parent / "hardening" / "small_extract"
 
 
 def _strip_zeros(path: Path, column: str) -> list[int]:
@@ -73,8 +74,13 @@ def test_stripped_crosswalk_ids_fail_validation_naming_the_rows(stripped):
     assert not any(i in p.message for p in errors for i in ids if len(i) >= 5)
 
 
-def test_the_report_is_refused_then_runs_with_id_normalise(stripped, tmp_path):
-    folder, _ = stripped
+def test_the_report_is_refused_then_runs_with_id_normalise(tmp_path):
+    """Through the command line on the committed 500-child extract (fast): refused with the
+    crosswalk named and nothing written; with ``id_normalise`` every number equals the run on
+    the original ids."""
+    folder = tmp_path / "small"
+    shutil.copytree(SMALL, folder)
+    assert _strip_zeros(folder / "families.csv", "child_id")
     status, _, err = run_cli("-q", "report", str(folder / "eval.toml"), "--out", str(tmp_path / "r"))
     assert status == 1 and "families.csv" in err
     assert not (tmp_path / "r").exists()
@@ -82,7 +88,7 @@ def test_the_report_is_refused_then_runs_with_id_normalise(stripped, tmp_path):
     cfg = (folder / "eval.toml").read_text()
     (folder / "eval_norm.toml").write_text(cfg.replace("[data]\n", '[data]\nid_normalise = ["leading_zeros"]\n', 1))
     assert run_cli("-q", "report", str(folder / "eval_norm.toml"), "--out", str(tmp_path / "n"))[0] == 0
-    assert run_cli("-q", "report", str(SYNTHETIC / "eval.toml"), "--out", str(tmp_path / "o"))[0] == 0
+    assert run_cli("-q", "report", str(SMALL / "eval.toml"), "--out", str(tmp_path / "o"))[0] == 0
     normalised = json.loads((tmp_path / "n" / "results.json").read_text())
     original = json.loads((tmp_path / "o" / "results.json").read_text())
     # the same children served, matched and followed: every number equal
