@@ -139,3 +139,17 @@ def test_no_numpy_repr_in_messages():
     assert "data row 18" in messages[-1]
     for m in messages:
         assert not NUMPY_REPR.search(m), m
+
+
+def test_cohort_console_flow_suppresses_small_counts(tmp_path, capsys):
+    """``ppeval cohort`` prints the sample flow as the report publishes it: a one-year window
+    of the 500-child extract has exclusions of 1 to 10 units, shown only as suppressed."""
+    small = Path(__file__).parent / "hardening" / "small_extract"
+    cfg = (small / "eval.toml").read_text().replace('entry_to = "2021-12-31"', 'entry_to = "2016-12-31"')
+    (tmp_path / "eval.toml").write_text(cfg.replace('path = "', f'path = "{small}/'))
+    assert main(["-q", "cohort", str(tmp_path / "eval.toml"), "--out", str(tmp_path / "c.csv")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    counts = [tok for line in printed[1:] for tok in line.split()[:3]]
+    assert counts and all(t in ("<11", "suppressed") or t.replace(",", "").isdigit() for t in counts)
+    assert not [t for t in counts if t.isdigit() and 1 <= int(t) <= 10]
+    assert "<11" in counts or "suppressed" in counts  # the window does have small cells

@@ -150,8 +150,20 @@ def _cmd_cohort(args: argparse.Namespace, progress: _Progress) -> int:
     # written whole or not at all: a killed run leaves the previous file, never half of one
     write_table(out, data)
     record_file(out)
-    print(cohort.flow.to_frame().to_string(index=False))
-    progress(f"wrote {len(data)} units to {out} (unit-level data: never publish this file)")
+    # the console is a log: the flow as the report publishes it, small counts suppressed
+    import pandas as pd
+
+    from .privacy import format_count
+    from .report.content import flow_table
+
+    thr = cfg["report"]["suppress_below"]
+    flow = flow_table(cohort.flow.to_frame(), thr)
+    for c in ("treated", "comparison", "total"):
+        flow[c] = [format_count(None if pd.isna(v) else int(v), thr) for v in flow[c]]
+    print(f"{'treated':>9} {'comparison':>11} {'total':>9}  step")
+    for _, r in flow.iterrows():  # a dozen flow steps, not data rows
+        print(f"{r['treated']:>9} {r['comparison']:>11} {r['total']:>9}  {r['step']}")
+    progress(f"wrote {format_count(len(data), thr)} units to {out} (unit-level data: never publish this file)")
     return 0
 
 
