@@ -922,14 +922,19 @@ def _check_episode_sequence(ctx: _Context) -> list[Problem]:
 # reports, families and participation
 
 
+def _unknown_children(ctx: _Context, t: _Table, kids: _Lookup) -> np.ndarray:
+    """Rows of ``t`` naming a child the children table does not have (none when it cannot
+    be judged: no children table, or one that could not be read)."""
+    if t.n == 0 or not t.has("child_id") or ctx.t["children"].n == 0 or not ctx.usable("children", t.name):
+        return np.zeros(0, dtype=np.int64)
+    codes = t.code("child_id")
+    return np.flatnonzero((codes >= 0) & (kids(codes) < 0))
+
+
 def _check_reports(ctx: _Context, kids: _Lookup) -> list[Problem]:
     t = ctx.t["reports"]
-    if t.n == 0 or not t.has("child_id") or ctx.t["children"].n == 0 or not ctx.usable("children"):
-        return []
-    codes = t.code("child_id")
-    missing = np.flatnonzero((codes >= 0) & (kids(codes) < 0))
     return t.emit(
-        missing,
+        _unknown_children(ctx, t, kids),
         WARNING,
         "child_id",
         "a child_id listed in the children table",
@@ -1000,10 +1005,9 @@ def _hinted(t: _Table, col: str, positions: np.ndarray, message: str, targets: l
 def _check_crosswalk(ctx: _Context, kids: _Lookup) -> list[Problem]:
     """Crosswalk rows whose child is in no children table: the family link reaches no one."""
     f, c = ctx.t["families"], ctx.t["children"]
-    if not (f.n and f.has("child_id") and c.n and c.has("child_id") and ctx.usable("children", "families")):
+    if not c.has("child_id"):
         return []
-    codes = f.code("child_id")
-    bad = np.flatnonzero((codes >= 0) & (kids(codes) < 0))
+    bad = _unknown_children(ctx, f, kids)
     return f.emit(
         bad,
         ERROR,
