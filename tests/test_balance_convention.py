@@ -119,6 +119,7 @@ def test_verdict_follows_the_standardized_smd():
     text = bal.explain()
     assert text.startswith("Not balanced: 1 covariate row differs by 0.1 SD or more after matching (x 0.14")
     assert "exact matching on x" in text and "interpret them with care" in text
+    assert "Matching exactly on x (matching.exact in the config)" in balance_text(bal, ["x"])
     sentence = balance_text(bal, ["x"])
     assert sentence.startswith("After matching 1 characteristic still differed between the groups by 0.1 "
                                "standard deviations or more (X 0.14; largest standardized difference 0.14)")

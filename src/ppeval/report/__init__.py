@@ -621,7 +621,7 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
 
 def _balance_method(bal) -> str:
     """The methods paragraph on balance: what the SMD is, for binary covariates too, and the rule."""
-    binary = ("binary characteristics (proportions) likewise, by the served group's sqrt(p(1 − p)) before matching, "
+    binary = ("binary characteristics (proportions) likewise, by that group's sqrt(p(1 − p)) before matching, "
               "as R MatchIt's summary() does" if getattr(bal, "binary", "std") == "std" else
               "binary characteristics as the raw difference in proportions (not standardized)")
     return (f"Balance: standardized mean differences (SMD) divide the difference between the groups' means by the "

@@ -568,7 +568,7 @@ def balance_text(bal: Any, covariates: list[str]) -> str:
     After matching 1 characteristic still differed between the groups by 0.1 standard deviations or more
     (Sex: Female 0.12; largest standardized difference 0.12), so the groups were not alike on every
     characteristic we measured. The effects are not adjusted for this difference: read them with care.
-    Matching exactly on sex, a tighter caliper (matching.exact, matching.caliper_sd in the config) or a
+    Matching exactly on sex (matching.exact in the config), a tighter caliper (matching.caliper_sd) or a
     richer propensity model may reach balance.
     """
     thr, (lo, hi) = bal.thresholds
@@ -597,8 +597,9 @@ def balance_text(bal: Any, covariates: list[str]) -> str:
     table = bal.table.set_index("covariate")
     variables = [str(table.at[c, "variable"]) if "variable" in table and c in table.index else str(c)
                  for c in bad["covariate"].head(2)]
-    exact = " and ".join(dict.fromkeys(pretty_variable(x).lower() for x in variables))
-    fix = (f"Matching exactly on {exact}, a tighter caliper" if exact else "A tighter caliper")
+    # the config's column names: what a user would add to matching.exact
+    exact = " or ".join(dict.fromkeys(variables))
+    fix = (f"Matching exactly on {exact} (matching.exact in the config), a tighter caliper" if exact else "A tighter caliper")
     return (f"After matching {' and '.join(parts)}, so the groups were not alike on every characteristic we measured. "
             f"The effects are not adjusted for {'this difference' if n_bad == 1 else 'these differences'}: read them with care. "
-            f"{fix} (matching.exact, matching.caliper_sd in the config) or a richer propensity model may reach balance.")
+            f"{fix} (matching.caliper_sd) or a richer propensity model may reach balance.")
