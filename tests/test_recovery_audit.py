@@ -12,9 +12,12 @@ The solvers are written without the report's publication code; each reads only t
 published artefacts (``tables/*.csv``, ``results.json``, the SVGs in ``charts/`` and those
 embedded in ``report.html``, the HTML tables, the PDF text):
 
-1. **balance**: a binary covariate's difference in proportions (SMD, eCDF maximum; the love
-   plot's |SMD| to pixel precision) with the published arm sizes -> integer cell counts;
-2. **Table 1**: percentages and SMDs -> served and comparison counts; the levels of one
+1. **balance**: a binary covariate's SMD (standardized as MatchIt's summary(): the difference
+   in proportions over the treated arm's sqrt(p(1 - p)) before matching, which the solver
+   recovers from the before cells or from an SMD beside its raw difference), its eCDF maximum
+   (the raw difference) and the love plot's |SMD| to pixel precision, with the published arm
+   sizes -> integer cell counts;
+2. **Table 1**: percentages and (standardized) SMDs -> served and comparison counts; the levels of one
    categorical variable add up to the arm, so the hidden levels' sum is the arm minus the
    published levels;
 3. **Rosenbaum**: a binomial search over discordant-pair counts for the published p-values;
