@@ -197,7 +197,8 @@ class Balance:
         Not balanced: 1 covariate row differs by 0.1 SD or more after matching (g_a 0.15; largest
         |SMD| 0.15). Consider exact matching on g, a tighter caliper or a richer propensity model
         (interactions, splines); effects estimated on this sample are not adjusted for the
-        remaining differences unless asked (estimate(..., adjust=[...])): interpret them with care.
+        remaining differences unless asked (binary outcomes: estimate(..., adjust=[...])): interpret them
+        with care.
         """
         thr, (lo, hi) = self.thresholds
         if self.passed:
@@ -227,7 +228,7 @@ class Balance:
         return ("Not balanced: " + "; ".join(parts) + f". Consider exact matching on {exact}, a tighter "
                 "caliper or a richer propensity model (interactions, splines); effects estimated on this "
                 "sample are not adjusted for the remaining differences unless asked "
-                "(estimate(..., adjust=[...])): interpret them with care.")
+                "(binary outcomes: estimate(..., adjust=[...])): interpret them with care.")
 
     def love_plot(self, ax=None, **kwargs):
         """Absolute SMD before and after, one row per covariate (see :func:`ppeval.plots.love_plot`)."""
