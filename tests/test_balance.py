@@ -1,4 +1,4 @@
-"""Balance: MatchIt's summary() on lalonde, cobalt's conventions, verdict and plots."""
+"""Balance: MatchIt's summary() on lalonde (the default convention), cobalt's raw binary option, verdict and plots."""
 
 from __future__ import annotations
 
@@ -88,11 +88,12 @@ def test_balance_equals_matchit_summary(run, ref, ps_lalonde):
         ref["runs"][run]["max_abs_smd_matched_covariates"], abs=1e-6)
 
 
-def test_cobalt_defaults_binary_raw_and_treated_sd(ps_lalonde, lalonde):
-    bal = balance(match(ps_lalonde))
+def test_cobalt_binary_raw_and_treated_sd(ps_lalonde, lalonde):
+    bal = balance(match(ps_lalonde), binary="raw")
     t = bal.table.set_index("covariate")
     assert bal.s_d_denom == "treated" and "unweighted full sample" in t.attrs["smd_denominator"]
-    # binary rows: raw difference in proportions
+    # binary rows: raw difference in proportions (cobalt's bal.tab default, asked for here)
+    assert t.attrs["binary_convention"] == "raw" and "raw difference in proportions" in t.attrs["binary"]
     row = t.loc["married"]
     assert row["type"] == "binary"
     assert row["smd_before"] == pytest.approx(row["mean_treated_before"] - row["mean_control_before"])
@@ -164,7 +165,7 @@ def test_missing_values_and_levels_absent_after_matching():
 def test_verdict_thresholds(ps_lalonde):
     bal = balance(match(ps_lalonde))
     v = bal.verdict.set_index("covariate")
-    # married: |diff| 0.111 after matching -> fails; educ: continuous, VR 0.48 -> fails
+    # married: |SMD| 0.284 after matching (MatchIt's convention) -> fails; educ: continuous, VR 0.48 -> fails
     assert not v.loc["married", "smd_ok"]
     assert v.loc["educ", "smd_ok"] and not v.loc["educ", "variance_ratio_ok"]
     assert not bal.passed
@@ -191,8 +192,10 @@ def test_love_and_overlap_plots(ps_lalonde):
     fig, (a1, a2) = plt.subplots(1, 2)
     ax = love_plot(bal, ax=a1)
     assert ax is a1
-    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "re74"  # largest |SMD| before
-    assert ax.get_xlabel() == "Absolute standardized mean difference"
+    # largest |SMD| before: race_white, -1.88 in MatchIt's summary() (binary rows standardized)
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "race_white"
+    assert ax.get_xlabel() == ("Absolute standardized mean difference "
+                               "(binary covariates by the treated group's sqrt(p(1 − p)))")
     assert any(abs(line.get_xdata()[0] - 0.1) < 1e-12 for line in ax.get_lines())
     ax2 = overlap_plot(m, ax=a2)
     assert ax2 is a2

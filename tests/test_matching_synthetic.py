@@ -26,11 +26,23 @@ def ev():
     return e
 
 
-def test_every_covariate_balanced_after_matching(ev):
-    table = ev.balance.table
-    assert ev.balance.max_abs_smd_before > 0.1  # there was something to fix
+def test_balance_after_matching_in_matchit_convention(ev):
+    """The committed specification does not balance every covariate in MatchIt's convention
+    (binary covariates standardized by the treated SD): four levels stay at or above 0.1,
+    the largest a county at 0.279. In cobalt's raw convention the same sample looked
+    balanced (largest 0.058), which is what the report used to say. The verdict, and the
+    sentence saying what it means, follow the standardized number."""
+    from ppeval.balance import balance
+
+    bal = ev.balance
+    table = bal.table
+    assert bal.binary == "std" and bal.max_abs_smd_before > 0.1  # there was something to fix
     worst = table.loc[table["smd_after"].abs().idxmax()]
-    assert abs(worst["smd_after"]) < 0.1, worst.to_dict()
+    assert worst["covariate"] == "county_19155" and abs(worst["smd_after"]) == pytest.approx(0.279, abs=5e-4)
+    assert not bal.passed and int((~bal.verdict["smd_ok"]).sum()) == 4
+    assert bal.explain().startswith("Not balanced: 4 covariate rows differ by 0.1 SD or more after matching")
+    raw = balance(ev.matched, covariates=ev.covariates, binary="raw")
+    assert raw.passed and raw.max_abs_smd_after == pytest.approx(0.058, abs=5e-4)
     assert ev.matched.counts["treated_matched"] >= 0.9 * ev.cohort.n_treated
 
 

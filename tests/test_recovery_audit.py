@@ -12,9 +12,12 @@ The solvers are written without the report's publication code; each reads only t
 published artefacts (``tables/*.csv``, ``results.json``, the SVGs in ``charts/`` and those
 embedded in ``report.html``, the HTML tables, the PDF text):
 
-1. **balance**: a binary covariate's difference in proportions (SMD, eCDF maximum; the love
-   plot's |SMD| to pixel precision) with the published arm sizes -> integer cell counts;
-2. **Table 1**: percentages and SMDs -> served and comparison counts; the levels of one
+1. **balance**: a binary covariate's SMD (standardized as MatchIt's summary(): the difference
+   in proportions over the treated arm's sqrt(p(1 - p)) before matching, which the solver
+   recovers from the before cells or from an SMD beside its raw difference), its eCDF maximum
+   (the raw difference) and the love plot's |SMD| to pixel precision, with the published arm
+   sizes -> integer cell counts;
+2. **Table 1**: percentages and (standardized) SMDs -> served and comparison counts; the levels of one
    categorical variable add up to the arm, so the hidden levels' sum is the arm minus the
    published levels;
 3. **Rosenbaum**: a binomial search over discordant-pair counts for the published p-values;
@@ -185,13 +188,27 @@ def _tol(value: float, digits: int) -> float:
     return 0.5 * 10 ** (math.floor(math.log10(abs(value))) - digits + 1) * 1.001
 
 
+def _std_scale(kt: np.ndarray, kc: np.ndarray, n_t: int, n_c: int) -> np.ndarray:
+    """sqrt(p_t(1 - p_t)) of the cells themselves (the before-matching SMD's denominator in
+    MatchIt's convention), pooled sqrt((v_t + v_c)/2) where the treated arm has no variation."""
+    pt, pc = kt / n_t, kc / n_c
+    vt, vc = pt * (1 - pt), pc * (1 - pc)
+    return np.sqrt(np.where(vt > 0, vt, (vt + vc) / 2))
+
+
 def solve_pair(n_t: int, n_c: int, diffs: list[tuple[float, float, bool]],
-               shares: dict[str, list[tuple[float, float]]]) -> tuple[set[int], set[int]]:
+               shares: dict[str, list[tuple[float, float]]],
+               std: list[tuple[float, float, bool]] | None = None,
+               sd0: list[float] | None = None) -> tuple[set[int], set[int]]:
     """Cell counts (k_t, k_c) consistent with every published statistic of one covariate and phase.
 
-    ``diffs``: (value, tolerance, absolute?) of ``k_t/n_t - k_c/n_c`` (a binary SMD, eCDF
-    maximum or love-plot |SMD|); ``shares``: per arm ("t", "c"), (value, tolerance) of
-    ``k/n``. Returns the sets of k_t and k_c over all solutions (empty: none).
+    ``diffs``: (value, tolerance, absolute?) of ``k_t/n_t - k_c/n_c`` (a raw difference in
+    proportions: eCDF maximum); ``std``: the same for a standardized SMD (balance.csv,
+    Table 1, the love plot), ``(k_t/n_t - k_c/n_c) / s``: with ``sd0`` None, ``s`` is the
+    cells' own sqrt(p_t(1 - p_t)) (before matching); else any of the candidate ``sd0``
+    (after matching: the treated SD before matching, when the attacker has it).
+    ``shares``: per arm ("t", "c"), (value, tolerance) of ``k/n``. Returns the sets of k_t
+    and k_c over all solutions (empty: none).
     """
     kt = np.arange(n_t + 1)[:, None]
     kc = np.arange(n_c + 1)[None, :]
@@ -199,6 +216,18 @@ def solve_pair(n_t: int, n_c: int, diffs: list[tuple[float, float, bool]],
     d = kt / n_t - kc / n_c
     for v, tol, absolute in diffs:
         ok &= np.abs((np.abs(d) if absolute else d) - v) <= tol
+    for v, tol, absolute in std or []:
+        if sd0 is None:
+            s = _std_scale(kt, kc, n_t, n_c)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(s > 0, d / s, d)
+            ok &= np.abs((np.abs(z) if absolute else z) - v) <= tol
+        else:
+            any_ok = np.zeros_like(ok)
+            for s in sd0:
+                z = d / s if s > 0 else d
+                any_ok |= np.abs((np.abs(z) if absolute else z) - v) <= tol
+            ok &= any_ok
     for v, tol in shares.get("t", []):
         ok &= np.abs(kt / n_t - v) <= tol
     for v, tol in shares.get("c", []):
@@ -231,30 +260,89 @@ def _t1_shares(t1: pd.DataFrame | None) -> dict[str, dict[str, dict[str, list[tu
     return out
 
 
+def _sd0_candidates(n_t0: int | None, sol_t0: set[int], ratio: float | None) -> list[float] | None:
+    """The treated SD before matching, sqrt(p(1 - p)), as an attacker can have it: from the
+    before-matching treated counts solved (``sol_t0``) or from a published standardized SMD
+    beside the raw difference it standardizes (``ratio`` = |difference| / |SMD|)."""
+    cands = []
+    if n_t0 and sol_t0:
+        p = np.array(sorted(sol_t0)) / n_t0
+        cands += np.sqrt(p * (1 - p)).tolist()
+    if ratio is not None and np.isfinite(ratio):
+        cands.append(float(ratio))
+    return cands or None
+
+
+def _ratio(r, phase: str) -> float | None:
+    """|raw difference| / |standardized SMD| of one phase, when both are published (and not 0)."""
+    smd, e = r.get(f"smd_{phase}"), r.get(f"ecdf_max_{phase}")
+    if smd is None or e is None or pd.isna(smd) or pd.isna(e) or abs(float(smd)) < 1e-6:
+        return None
+    return abs(float(e)) / abs(float(smd))
+
+
+def _pt_from_sd(n_t: int, sd: float, rel: float = 2e-5) -> list[tuple[float, float]]:
+    """Treated-share constraints (p, tol) from a before-matching treated SD sqrt(p(1 - p)):
+    the two roots p and 1 - p, as shares a cell solver can try one at a time."""
+    v = sd * sd
+    if not 0 < v <= 0.25:
+        return []
+    root = np.sqrt(max(0.25 - v, 0.0))
+    return [(0.5 - root, 0.5 * rel + 1e-9), (0.5 + root, 0.5 * rel + 1e-9)]
+
+
 def solve_balance(balance: pd.DataFrame, sizes, love: dict[str, dict[str, tuple[float, float]]] | None = None,
                   t1: pd.DataFrame | None = None) -> list[dict]:
-    """Solver 1: the differences in proportions of tables/balance.csv (SMD and eCDF maximum to
-    6 digits) and of the love plot (|SMD| to the pixel), with the published arm sizes and
-    whatever percentages Table 1 publishes beside them -> integer cell counts."""
+    """Solver 1: the differences in proportions of tables/balance.csv (standardized SMD and
+    eCDF maximum to 6 digits) and of the love plot (|SMD| to the pixel), with the published
+    arm sizes and whatever percentages Table 1 publishes beside them -> integer cell counts.
+
+    SMDs are standardized as MatchIt's ``summary()`` (the report's convention): before
+    matching by the cells' own treated sqrt(p(1 - p)); after matching by that same
+    before-matching SD, which the attacker has from the before cells solved, from a
+    published SMD beside its raw difference (the eCDF maximum), or not at all (then the
+    after SMD is not used). A published SMD beside its raw difference also gives p_t
+    before matching (as p or 1 - p), tried as a share of the treated arm."""
     found = []
     shares_of = _t1_shares(t1)
     for _, r in balance[balance["type"] == "binary"].iterrows():
+        sol_t0: set[int] = set()
         for phase in PHASES:
             n_t, n_c = sizes[(phase, "treated")], sizes[(phase, "control")]
             if not n_t or not n_c:
                 continue
-            diffs = []
-            for col, absolute in ((f"smd_{phase}", False), (f"ecdf_max_{phase}", True)):
-                v = r.get(col)
-                if v is not None and not pd.isna(v):
-                    diffs.append((float(v), _tol(float(v), 6), absolute))
+            diffs, std = [], []
+            v = r.get(f"ecdf_max_{phase}")
+            if v is not None and not pd.isna(v):
+                diffs.append((float(v), _tol(float(v), 6), True))
+            v = r.get(f"smd_{phase}")
+            if v is not None and not pd.isna(v):
+                std.append((float(v), _tol(float(v), 6), False))
             if love and r["covariate"] in love and phase in love[r["covariate"]]:
                 v, tol = love[r["covariate"]][phase]
-                diffs.append((v, tol, True))
-            if not diffs:
+                std.append((v, tol, True))
+            sd0 = None
+            if phase == "after":
+                ratio = _ratio(r, "after") or _ratio(r, "before")
+                sd0 = _sd0_candidates(sizes[("before", "treated")], sol_t0, ratio)
+                if sd0 is None:
+                    std = []  # no denominator: the after SMD alone says nothing more here
+            if not diffs and not std:
                 continue
             shares = shares_of.get(r["covariate"], {}).get(phase, {})
-            found += _recovered(r["covariate"], phase, sizes, *solve_pair(n_t, n_c, diffs, shares), "balance")
+            sd_before = _ratio(r, "after") or _ratio(r, "before")
+            if phase == "before" and sd_before is not None and "t" not in shares:
+                # p or 1 - p: the solutions under either root (a value is known when only one fits)
+                sol_t, sol_c = set(), set()
+                for c in _pt_from_sd(n_t, sd_before):
+                    a, b = solve_pair(n_t, n_c, diffs, {**shares, "t": [c]}, std, sd0)
+                    sol_t |= a
+                    sol_c |= b
+            else:
+                sol_t, sol_c = solve_pair(n_t, n_c, diffs, shares, std, sd0)
+            if phase == "before":
+                sol_t0 = sol_t
+            found += _recovered(r["covariate"], phase, sizes, sol_t, sol_c, "balance")
     return found
 
 
@@ -274,6 +362,7 @@ def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str], sig3: bool = 
     found, remainders = [], []
     body = t1[t1["covariate"] != "units (n)"]
     for _, r in body.iterrows():
+        sol_t0: set[int] = set()
         for phase in PHASES:
             n_t, n_c = sizes[(phase, "treated")], sizes[(phase, "control")]
             if not n_t or not n_c:
@@ -284,14 +373,27 @@ def solve_table_one(t1: pd.DataFrame, sizes, variables: list[str], sig3: bool = 
                 if p is not None:
                     shares[key] = [(p, 0.0005 + 1e-9)]
             smd = str(r.get(f"SMD {phase}", "")).strip()
-            diffs = []
+            std = []
             if smd not in HIDDEN:
                 # tables/table1.csv rounds SMDs to 3 decimals, report.html shows 3 significant digits
                 tol = _tol(float(smd), 3) if sig3 else 0.0005 + 1e-9
-                diffs.append((float(smd), tol, False))
-            if len(shares) == 2 or not (shares or diffs):
+                std.append((float(smd), tol, False))
+            sd0 = None
+            if phase == "after":
+                # the SMD after matching is standardized by the treated SD before matching:
+                # from Table 1's published before percentage, or the before cells solved
+                p0 = _pct(r[T1_COLS[("before", "treated")]])
+                n_t0 = sizes[("before", "treated")]
+                sd0 = ([float(np.sqrt(p0 * (1 - p0)))] if p0 is not None
+                       else _sd0_candidates(n_t0, sol_t0, None))
+                if sd0 is None:
+                    std = []
+            if len(shares) == 2 or not (shares or std):
                 continue  # both percentages published (nothing hidden), or nothing to go on
-            found += _recovered(r["covariate"], phase, sizes, *solve_pair(n_t, n_c, diffs, shares), "Table 1")
+            sol_t, sol_c = solve_pair(n_t, n_c, [], shares, std, sd0)
+            if phase == "before":
+                sol_t0 = sol_t
+            found += _recovered(r["covariate"], phase, sizes, sol_t, sol_c, "Table 1")
     for var in variables:
         levels = body[body["covariate"].str.startswith(var + "_")]
         if len(levels) < 2:

@@ -237,6 +237,31 @@ def test_report_html_has_every_section(report):
     assert fact.count("<img") == 2 and "Method:" in fact
 
 
+def test_balance_sentences_follow_the_standardized_verdict(report):
+    """Every sentence about balance follows results.json's verdict and its max |SMD|, which are
+    in MatchIt's convention (binary covariates standardized), and says so."""
+    import html as html_mod
+
+    res = json.loads((report / "results.json").read_text())
+    m = res["matching"]
+    assert m["smd_binary_covariates"].startswith("difference in proportions / sqrt(p(1 - p)) of the treated group")
+    bal = pd.read_csv(report / "tables" / "balance.csv")
+    assert m["max_abs_smd_after"] == pytest.approx(bal["smd_after"].abs().max(), abs=5e-6)  # 6 digits in the CSV
+    page = (report / "report.html").read_text()
+    text = re.sub(r"\s+", " ", html_mod.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>", "", page))))
+    assert "binary characteristics (proportions) likewise, by that group's sqrt(p(1 − p)) before matching" in text
+    if m["balance_passed"]:
+        assert "looked alike on every characteristic" in text and "not alike" not in text
+    else:
+        assert "looked alike" not in text and "every covariate balanced" not in text
+        assert "so the groups were not alike on every characteristic we measured" in text
+        assert "read them with care" in text and "may reach balance" in text
+        assert f"largest standardized difference over the published covariates {m['max_abs_smd_after']:.2f}" in text \
+            or f"largest standardized difference {m['max_abs_smd_after']:.2f}" in text
+    svg = (report / "charts" / "love_plot.svg").read_text()
+    assert "Absolute standardized mean difference (binary covariates by the treated group" in svg
+
+
 # -- small cells -----------------------------------------------------------------------------
 def test_no_published_count_from_1_to_10(small):
     ev, out = small

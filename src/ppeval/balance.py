@@ -1,20 +1,25 @@
-"""Covariate balance before and after matching or weighting, following cobalt's conventions.
+"""Covariate balance before and after matching or weighting, in MatchIt's ``summary()`` convention.
 
 :func:`balance` returns a :class:`Balance` whose ``table`` has one row per numeric
 covariate and one per level of each categorical covariate (and one for the share missing
 where values are missing), with means (proportions) by arm before and after matching,
 standardized mean differences, variance ratios and eCDF statistics.
 
-Conventions (cobalt's defaults for the effect on the treated):
+Conventions (MatchIt's ``summary.matchit()`` for the effect on the treated):
 
 * **SMD denominator**: ``s_d_denom="treated"`` uses the standard deviation of the treated
   group in the *unweighted full sample* (before matching), for both the before and after
   columns, so the two are on one scale; ``"pooled"`` uses sqrt((s_t^2 + s_c^2) / 2) from
   the unweighted full sample. The choice is recorded in ``Balance.s_d_denom`` and
   ``table.attrs``.
-* **Binary covariates** (0/1, booleans and categorical levels): the SMD columns hold the raw
-  difference in proportions unless ``binary="std"`` (then p(1 - p) is the variance, as
-  MatchIt's ``summary()`` does for every covariate).
+* **Binary covariates** (0/1, booleans and categorical levels): by default (``binary="std"``)
+  the SMD is standardized too, the difference in proportions divided by sqrt(p_t(1 - p_t))
+  with p_t the treated group's proportion in the unmatched sample, as MatchIt's
+  ``summary()`` does (``bal1var()`` in MatchIt's R/match.qoi.R standardizes every covariate
+  with ``wvar()``, which is p(1 - p) for a 0/1 variable). The balance verdict is drawn on
+  this number. The raw difference in proportions is in ``diff_prop_before`` /
+  ``diff_prop_after`` (binary rows only); ``binary="raw"`` puts it in the SMD columns
+  instead (cobalt's ``bal.tab()`` default), and the verdict is then drawn on it.
 * **Variance ratio** (treated / comparison) is reported for continuous covariates only;
   weighted variances use the reliability-weights formula (as cobalt and MatchIt).
 * **After** statistics use the matching weights (``MatchedSample.data["weight"]``).
@@ -115,8 +120,10 @@ class Balance:
         ``type`` ("continuous" or "binary"), ``mean_treated_before``,
         ``mean_control_before``, ``mean_treated_after``, ``mean_control_after``,
         ``smd_before``, ``smd_after``, ``variance_ratio_before``, ``variance_ratio_after``,
-        ``ecdf_max_before``, ``ecdf_max_after``, ``ecdf_mean_before``, ``ecdf_mean_after``.
-        ``table.attrs`` records the SMD denominator and binary convention.
+        ``ecdf_max_before``, ``ecdf_max_after``, ``ecdf_mean_before``, ``ecdf_mean_after``,
+        ``diff_prop_before``, ``diff_prop_after`` (difference in proportions, binary rows
+        only) and ``sd_denominator``. ``table.attrs`` records the SMD denominator and the
+        binary convention.
     verdict : DataFrame
         Per row of ``table``: whether |SMD after| < the SMD threshold, whether the variance
         ratio after lies within the bounds (continuous covariates only) and both.
@@ -163,6 +170,66 @@ class Balance:
     def max_abs_smd_after(self) -> float:
         return float(self.table["smd_after"].abs().max())
 
+    @property
+    def smd_label(self) -> str:
+        """What the SMD columns hold, in words (axis labels, methods text)."""
+        if self.binary == "std":
+            return ("standardized mean difference (binary covariates: difference in proportions "
+                    "/ sqrt(p(1 - p)) of the treated group, as MatchIt's summary())")
+        return "standardized mean difference (binary covariates: difference in proportions)"
+
+    @property
+    def imbalanced(self) -> pd.DataFrame:
+        """The rows failing the verdict, largest |SMD after| first (``covariate``,
+        ``abs_smd_after``, ``smd_ok``, ``variance_ratio_after``, ``variance_ratio_ok``)."""
+        bad = self.verdict[~self.verdict["passed"]]
+        return bad.sort_values("abs_smd_after", ascending=False, kind="stable")
+
+    def explain(self) -> str:
+        """The verdict in one or two plain sentences, and what to do when balance is not reached.
+
+        Examples
+        --------
+        >>> t = pd.DataFrame({"covariate": ["x", "g_a"], "variable": ["x", "g"],
+        ...                   "type": ["continuous", "binary"], "smd_before": [0.5, 0.4],
+        ...                   "smd_after": [0.02, 0.15], "variance_ratio_after": [1.1, np.nan]})
+        >>> print(Balance(t, "treated", "std", (0.1, (0.5, 2)), {}).explain())  # doctest: +NORMALIZE_WHITESPACE
+        Not balanced: 1 covariate row differs by 0.1 SD or more after matching (g_a 0.15; largest
+        |SMD| 0.15). Consider exact matching on g, a tighter caliper or a richer propensity model
+        (interactions, splines); effects estimated on this sample are not adjusted for the
+        remaining differences unless asked (binary outcomes: estimate(..., adjust=[...])): interpret them
+        with care.
+        """
+        thr, (lo, hi) = self.thresholds
+        if self.passed:
+            return (f"Balanced: every covariate row differs by less than {thr:g} SD after matching "
+                    f"(largest |SMD| {self.max_abs_smd_after:.2f})"
+                    + (f" and every continuous covariate's variance ratio is within [{lo:g}, {hi:g}]"
+                       if (self.table["type"] == "continuous").any() else "") + ".")
+        bad = self.imbalanced
+        smd_bad = bad[~bad["smd_ok"]]
+        vr_bad = bad[bad["smd_ok"] & ~bad["variance_ratio_ok"]]
+        parts = []
+        if len(smd_bad):
+            shown = ", ".join(f"{c} {v:.2f}" if np.isfinite(v) else str(c)
+                              for c, v in zip(smd_bad["covariate"].head(5), smd_bad["abs_smd_after"].head(5),
+                                              strict=True))
+            more = f" and {len(smd_bad) - 5} more" if len(smd_bad) > 5 else ""
+            rows = "row differs" if len(smd_bad) == 1 else "rows differ"
+            parts.append(f"{len(smd_bad)} covariate {rows} by {thr:g} SD or more after matching "
+                         f"({shown}{more}; largest |SMD| {self.verdict['abs_smd_after'].max():.2f})")
+        if len(vr_bad):
+            rows = "row has" if len(vr_bad) == 1 else "rows have"
+            parts.append(f"{len(vr_bad)} continuous covariate {rows} a variance ratio outside "
+                         f"[{lo:g}, {hi:g}] ({', '.join(map(str, vr_bad['covariate'].head(5)))})")
+        variables = self.table.set_index("covariate").reindex(smd_bad["covariate"])["variable"] \
+            if "variable" in self.table else smd_bad["covariate"]
+        exact = " or ".join(dict.fromkeys(map(str, variables.dropna().head(2)))) or "the covariates that differ"
+        return ("Not balanced: " + "; ".join(parts) + f". Consider exact matching on {exact}, a tighter "
+                "caliper or a richer propensity model (interactions, splines); effects estimated on this "
+                "sample are not adjusted for the remaining differences unless asked "
+                "(binary outcomes: estimate(..., adjust=[...])): interpret them with care.")
+
     def love_plot(self, ax=None, **kwargs):
         """Absolute SMD before and after, one row per covariate (see :func:`ppeval.plots.love_plot`)."""
         from .plots import love_plot
@@ -183,7 +250,8 @@ class Balance:
         status = "balanced" if self.passed else "not balanced"
         return (
             f"<p><b>Balance</b>: {status} ({html.escape(self.verdict.attrs['rule'])}); "
-            f"{html.escape(self.table.attrs['smd_denominator'])}</p>"
+            f"{html.escape(self.table.attrs['smd_denominator'])}; "
+            f"{html.escape(self.table.attrs.get('binary', ''))}</p>"
             + self.table[cols].to_html(index=False, float_format=lambda v: f"{v:.3f}")
         )
 
@@ -222,7 +290,7 @@ def balance(
     s_d_denom: str = "treated",
     thresholds: tuple[float, tuple[float, float]] = (0.1, (0.5, 2)),
     *,
-    binary: str = "raw",
+    binary: str = "std",
     distance: bool = False,
 ) -> Balance:
     """Balance of each covariate before and after matching (or weighting).
@@ -240,8 +308,11 @@ def balance(
         the treated group's (cobalt's default for the ATT) or pooled over the two arms.
     thresholds : (float, (float, float))
         |SMD| threshold and variance-ratio bounds for the verdict.
-    binary : {"raw", "std"}
-        Binary covariates: raw difference in proportions (cobalt's default) or standardized.
+    binary : {"std", "raw"}
+        Binary covariates' SMD: standardized by the treated group's sqrt(p(1 - p)) in the
+        unmatched sample (default; MatchIt's ``summary()``) or the raw difference in
+        proportions (cobalt's ``bal.tab()`` default). The raw difference is always in
+        ``diff_prop_before`` / ``diff_prop_after``.
     distance : bool
         Add a first row ``distance`` for the logit of the propensity score (as MatchIt's
         ``summary()``).
@@ -318,6 +389,7 @@ def balance(
             "variance_ratio_before": v_t / v_c if (not is_bin and v_c > 0) else np.nan,
             "ecdf_max_before": e_max_b,
             "ecdf_mean_before": e_mean_b,
+            "diff_prop_before": mt_b - mc_b if is_bin else np.nan,
         }
         if ar is not None:
             xa = ar[2]
@@ -334,17 +406,19 @@ def balance(
                 "variance_ratio_after": va_t / va_c if (not is_bin and va_c > 0) else np.nan,
                 "ecdf_max_after": e_max_a,
                 "ecdf_mean_after": e_mean_a,
+                "diff_prop_after": mt_a - mc_a if is_bin else np.nan,
             })
         else:
             rec.update({k: np.nan for k in ("mean_treated_after", "mean_control_after",
                                             "smd_after", "variance_ratio_after",
-                                            "ecdf_max_after", "ecdf_mean_after")})
+                                            "ecdf_max_after", "ecdf_mean_after", "diff_prop_after")})
         rec["sd_denominator"] = scale if standardize else np.nan
         records.append(rec)
     cols = ["covariate", "variable", "type", "mean_treated_before", "mean_control_before",
             "mean_treated_after", "mean_control_after", "smd_before", "smd_after",
             "variance_ratio_before", "variance_ratio_after", "ecdf_max_before",
-            "ecdf_max_after", "ecdf_mean_before", "ecdf_mean_after", "sd_denominator"]
+            "ecdf_max_after", "ecdf_mean_before", "ecdf_mean_after", "diff_prop_before",
+            "diff_prop_after", "sd_denominator"]
     table = pd.DataFrame(records, columns=cols)
     denom_txt = {
         "treated": "SMD denominator: SD of the treated group in the unweighted full sample "
@@ -355,9 +429,12 @@ def balance(
     table.attrs["s_d_denom"] = s_d_denom
     table.attrs["smd_denominator"] = denom_txt
     table.attrs["binary"] = (
-        "binary covariates: raw difference in proportions" if binary == "raw"
-        else "binary covariates: standardized with sqrt(p(1-p))"
+        "binary covariates: SMD = raw difference in proportions (cobalt's bal.tab default)"
+        if binary == "raw"
+        else "binary covariates: SMD = difference in proportions / sqrt(p(1 - p)) of the treated "
+             "group in the unweighted full sample (MatchIt's summary())"
     )
+    table.attrs["binary_convention"] = binary
     table.attrs["after"] = "weighted by the matching weights" if after is not None else "n/a"
     n = {"treated_before": int(t_full.sum()), "control_before": int((~t_full).sum())}
     if after is not None:

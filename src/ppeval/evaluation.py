@@ -363,7 +363,8 @@ class Evaluation:
 
         matched = self.matched
         self._say("checking balance")
-        return balance(matched, covariates=self.covariates)
+        # the verdict is drawn on MatchIt's convention: binary covariates standardized too
+        return balance(matched, covariates=self.covariates, binary="std")
 
     @cached_property
     def estimates(self) -> dict[str, Any]:
@@ -523,7 +524,8 @@ class Evaluation:
             verdict = "balanced" if bal.passed else "NOT balanced"
             colour = "#007a4d" if bal.passed else "#b03a00"
             parts.append(f"<h4>Balance</h4><p style='color:{colour}'><b>{verdict}</b>: max |SMD| {bal.max_abs_smd_before:.3f} before, "
-                         f"{bal.max_abs_smd_after:.3f} after matching.</p>")
+                         f"{bal.max_abs_smd_after:.3f} after matching (binary covariates standardized, as MatchIt's "
+                         f"summary()).</p><p>{html.escape(bal.explain())}</p>")
             eff = self.effects_table()
             if not eff.empty:
                 # an outcome with nothing fitted has one row without a measure: shown with its reason

@@ -20,7 +20,7 @@ Examples
 >>> m = match(propensity(df, "treated", ["x", "z"]))
 >>> ax = love_plot(balance(m))
 >>> ax.get_xlabel()
-'Absolute standardized mean difference'
+"Absolute standardized mean difference (binary covariates by the treated group's sqrt(p(1 − p)))"
 >>> overlap_plot(m).get_xlabel()
 'Logit of the propensity score'
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OKABE_ITO", "love_plot", "overlap_plot"]
+__all__ = ["OKABE_ITO", "love_plot", "love_plot_label", "overlap_plot"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO: dict[str, str] = {
@@ -56,6 +56,25 @@ def _axes(ax, figsize):
 
         _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def love_plot_label(bal: Any, absolute: bool = True) -> str:
+    """The love plot's axis label, saying exactly what binary covariates' values are.
+
+    ``Balance.binary == "std"`` (MatchIt's convention, the default): every row is a
+    standardized mean difference, binary ones by sqrt(p(1 - p)) of the treated group;
+    ``"raw"``: binary rows are differences in proportions, and the label says so.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> love_plot_label(SimpleNamespace(binary="raw"))
+    'Absolute standardized mean difference (binary covariates: difference in proportions)'
+    """
+    head = "Absolute standardized mean difference" if absolute else "Standardized mean difference"
+    if getattr(bal, "binary", "std") == "raw":
+        return head + " (binary covariates: difference in proportions)"
+    return head + " (binary covariates by the treated group's sqrt(p(1 − p)))"
 
 
 def love_plot(bal: Any, ax=None, *, absolute: bool = True, threshold: float | None = None,
@@ -106,8 +125,7 @@ def love_plot(bal: Any, ax=None, *, absolute: bool = True, threshold: float | No
         ax.axvline(-thr, color=OKABE_ITO["black"], linestyle="--", linewidth=1)
     ax.set_yticks(y)
     ax.set_yticklabels(labels[o])
-    ax.set_xlabel("Absolute standardized mean difference" if absolute
-                  else "Standardized mean difference")
+    ax.set_xlabel(love_plot_label(bal, absolute))
     ax.set_title("Covariate balance")
     ax.legend(loc="lower right", frameon=False)
     ax.margins(y=0.02)

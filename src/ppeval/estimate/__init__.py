@@ -314,8 +314,9 @@ def estimate(
         risk for the outcome and are left out (counted in ``res.flow``).
     duration, event : time-to-event columns instead of ``outcome`` (event 0/1/2).
     binary : a 0/1 (or boolean) column instead; its window is read from a ``_<w>m`` suffix.
-    treatment, weights, cluster : column names; a matched sample defaults to ``treated``,
-        ``weight`` and its matched sets (``match_id``, joined across shared families).
+    treatment, weights, cluster : column names; a matched sample defaults to the treatment
+        column its propensity score was fitted on (``ps.treatment``, ``treated`` for a
+        cohort), ``weight`` and its matched sets (``match_id``, joined across shared families).
     adjust : covariates for doubly robust (g-computation) binary effects.
     windows : window months to report (default: every window column found).
     horizon : restricted-mean horizon (default: the smaller arm's longest follow-up).
@@ -344,6 +345,10 @@ def estimate(
     if given != 1 or (duration is None) != (event is None):
         raise ValueError("give exactly one of outcome=, duration= with event=, or binary=")
     raw = data.data if hasattr(data, "data") and isinstance(data.data, pd.DataFrame) else data
+    if treatment is None and raw is not data:
+        # a matched sample keeps the column its propensity score was fitted on
+        # (``propensity(df, treatment="fin")``): read it rather than assume ``treated``
+        treatment = getattr(getattr(data, "ps", None), "treatment", None)
     cens = None
     if isinstance(censoring, EnrolmentCensoring) and (treatment or "treated") != "treated":
         raise ValueError("an EnrolmentCensoring model needs the cohort's 'treated' column as the treatment")

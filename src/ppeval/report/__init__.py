@@ -42,6 +42,7 @@ from . import charts
 from .content import (
     LABELS,
     Phrases,
+    balance_text,
     choose_headline,
     days_caption,
     days_rows,
@@ -295,7 +296,7 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "(categorical covariates as indicator columns, missing values with indicators; common support: "
         f"{p['common_support']})." + _propensity_fit_text(ev.propensity_score),
         f"Matching: {matched_sample.method}." + (" Siblings were matched together as one family block." if c["unit"] == "child" else ""),
-        f"Balance: standardized mean differences (SMD) use the {bal.s_d_denom} group's standard deviation from the unmatched sample; {bal.verdict.attrs.get('rule', '')}.",
+        _balance_method(bal),
         f"Outcomes: {outcomes}.",
         "Effects: risks by arm with risk difference, risk ratio and odds ratio (regression with matching weights); Cox proportional hazards with Efron ties; "
         "Aalen–Johansen cumulative incidence and Fine–Gray subdistribution hazard ratios where other exits compete. Standard errors are cluster-robust by matched set "
@@ -504,6 +505,10 @@ def build(ev) -> dict[str, Any]:
         "max_abs_smd_before": _jsonable(bal.max_abs_smd_before),
         "max_abs_smd_after": _jsonable(bal.max_abs_smd_after),
         "balance_passed": bool(bal.passed),
+        # what max_abs_smd_* are, for binary covariates (the verdict is drawn on them)
+        "smd_binary_covariates": ("difference in proportions / sqrt(p(1 - p)) of the treated group before matching "
+                                  "(R MatchIt summary())" if getattr(bal, "binary", "std") == "std"
+                                  else "difference in proportions (not standardized)"),
         "method": ms.method,
     }
     res["outcomes"] = {}
@@ -681,11 +686,13 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
     with plt.rc_context(charts.STYLE):
         ax = bal.love_plot()
     charts.relabel_love_plot(ax, list(ev.covariates))
-    verdict = "every covariate within" if bal.passed else "not every covariate within"
+    # the verdict's own rows: the SMD part of the rule (the variance ratios are in the text)
+    within = ("every covariate within" if bal.verdict["smd_ok"].all() else "not every covariate within")
     _add_chart(out, folder, "love_plot", "Covariate balance before and after matching",
-               f"{'Matching made the groups comparable' if bal.passed else 'Matching reduced the differences between the groups'}: "
+               f"{'Matching made the groups comparable' if bal.passed else 'Matching reduced the differences between the groups, but not enough'}: "
                f"the largest standardized difference{_over_published(bal)} went from {bal.max_abs_smd_before:.2f} "
-               f"to {bal.max_abs_smd_after:.2f} ({verdict} the 0.1 threshold).{_withheld_note(bal)}", ax)
+               f"to {bal.max_abs_smd_after:.2f} ({within} the {bal.thresholds[0]:g} threshold; binary characteristics "
+               f"standardized too, by the served group's standard deviation, as R MatchIt's summary()).{_withheld_note(bal)}", ax)
     _add_chart(out, folder, "propensity_overlap", "Overlap of propensity scores",
                "Served and comparison units' propensity scores (smoothed densities) before and after matching; "
                "after matching the two arms cover the same range.", charts.overlap_chart(content["matched"]))
@@ -700,6 +707,16 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
                    "in each subgroup (percentage points, 95% CI); subgroups too small to publish are marked.",
                    charts.forest_chart(sub, f"{LABELS[h.outcome][1]} within {h.window_months} months, by subgroup"))
     return out
+
+
+def _balance_method(bal) -> str:
+    """The methods paragraph on balance: what the SMD is, for binary covariates too, and the rule."""
+    binary = ("binary characteristics (proportions) likewise, by that group's sqrt(p(1 − p)) before matching, "
+              "as R MatchIt's summary() does" if getattr(bal, "binary", "std") == "std" else
+              "binary characteristics as the raw difference in proportions (not standardized)")
+    return (f"Balance: standardized mean differences (SMD) divide the difference between the groups' means by the "
+            f"{bal.s_d_denom} group's standard deviation in the unmatched sample, {binary}; the same denominator "
+            f"before and after matching; {bal.verdict.attrs.get('rule', '')}.")
 
 
 def _over_published(bal) -> str:
@@ -774,10 +791,7 @@ def _plain_summary(ev, content: dict[str, Any]) -> str:
     design = ("entered foster care" if ev.cohort.design == "in_care" else "had a maltreatment report")
     window = f"between {ev.config['cohort']['entry_from'] or 'the start of the data'} and {ev.config['cohort']['entry_to'] or 'the extract date'}"
     bal = content["balance"]
-    balance = ("After matching the two groups looked alike on every characteristic we measured."
-               if bal.passed else
-               f"After matching some characteristics still differed (largest standardized difference{_over_published(bal)} {bal.max_abs_smd_after:.2f}; "
-               "above the usual 0.1 for at least one characteristic), so read the results with care.")
+    balance = balance_text(bal, list(ev.covariates))
     return (f"We looked at {unit} who {design} {window}. {mt} {unit} whose parents took part in the {program} were each paired "
             f"with similar {unit} whose parents did not ({mc} comparison {unit}), and both groups were followed from the same point in time. "
             f"{balance} Differences could still come from things the data do not record; the sensitivity section says how strong such a factor would have to be.")
@@ -805,6 +819,7 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
         "headline": content["headline"], "label": LABELS, "not_estimable": content["not_estimable"],
         "smd_scope": _over_published(content["balance"]),
+        "balance_text": balance_text(content["balance"], list(ev.covariates)),
     }
     return env.get_template("report.html.j2").render(**ctx), env.get_template("factsheet.html.j2").render(**ctx)
 

@@ -414,6 +414,10 @@ def table_one(balance_table: pd.DataFrame, data_before: pd.DataFrame, data_after
             out.loc[binary, col] = SUPPRESSED_TEXT
             if "smd_before" in out:
                 out.loc[binary, "smd_before"] = np.nan
+            if "smd_after" in out and bt.attrs.get("binary_convention") != "raw":
+                # a standardized binary SMD after matching is divided by the treated SD before
+                # matching, sqrt(p(1 - p)): it gives the treated proportion back
+                out.loc[binary, "smd_after"] = np.nan
     out = out.rename(columns=TABLE_ONE_NAMES)
 
     def _size(arm: str) -> str:
@@ -543,3 +547,59 @@ def days_caption(r: dict[str, Any], phrases: Phrases) -> str:
     who = phrases.served[0].upper() + phrases.served[1:]
     return (f"{who} spent {'more' if more else 'fewer'} days in out-of-home care in the first {r['window_months']} months: "
             f"{r['mean_treated']:,.0f} vs {r['mean_comparison']:,.0f} days on average")
+
+
+def balance_text(bal: Any, covariates: list[str]) -> str:
+    """What the balance verdict means, in plain words, drawn from the SMDs the verdict uses.
+
+    ``bal`` is the published :class:`~ppeval.balance.Balance` (its ``verdict`` is computed on
+    the true values; the SMDs of withheld rows are NaN there, so those rows are named
+    without a number and the largest SMD is said to be over the published covariates).
+    When balance is not reached the text says how many characteristics still differ, which,
+    and what to do.
+
+    Examples
+    --------
+    >>> from ppeval.balance import Balance
+    >>> t = pd.DataFrame({"covariate": ["age", "sex_female"], "variable": ["age", "sex"],
+    ...                   "type": ["continuous", "binary"], "smd_before": [0.5, 0.3],
+    ...                   "smd_after": [0.02, 0.12], "variance_ratio_after": [1.1, np.nan]})
+    >>> print(balance_text(Balance(t, "treated", "std", (0.1, (0.5, 2)), {}), ["age", "sex"]))  # doctest: +NORMALIZE_WHITESPACE
+    After matching 1 characteristic still differed between the groups by 0.1 standard deviations or more
+    (Sex: Female 0.12; largest standardized difference 0.12), so the groups were not alike on every
+    characteristic we measured. The effects are not adjusted for this difference: read them with care.
+    Matching exactly on sex (matching.exact in the config), a tighter caliper (matching.caliper_sd) or a
+    richer propensity model may reach balance.
+    """
+    thr, (lo, hi) = bal.thresholds
+    scope = " over the published covariates" if getattr(bal, "hidden_covariates", None) else ""
+    v = bal.verdict
+    largest = float(v["abs_smd_after"].max()) if v["abs_smd_after"].notna().any() else float("nan")
+    big = f"largest standardized difference{scope} {largest:.2f}" if np.isfinite(largest) else "their differences withheld"
+    if bal.passed:
+        return (f"After matching the two groups looked alike on every characteristic we measured: each differed by less "
+                f"than {thr:g} standard deviations ({big}).")
+    bad = v[~v["smd_ok"]].sort_values("abs_smd_after", ascending=False, kind="stable")
+    vr_bad = v[v["smd_ok"] & ~v["variance_ratio_ok"]]
+    parts = []
+    if len(bad):
+        names = [pretty_covariate(str(c), covariates) + (f" {a:.2f}" if np.isfinite(a) else "")
+                 for c, a in zip(bad["covariate"].head(5), bad["abs_smd_after"].head(5), strict=True)]
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        what = "characteristic" if len(bad) == 1 else "characteristics"
+        parts.append(f"{len(bad)} {what} still differed between the groups by {thr:g} standard deviations or more "
+                     f"({', '.join(names)}{more}; {big})")
+    if len(vr_bad):
+        names = [pretty_covariate(str(c), covariates) for c in vr_bad["covariate"].head(5)]
+        what = "characteristic's spread" if len(vr_bad) == 1 else "characteristics' spreads"
+        parts.append(f"{len(vr_bad)} {what} still differed (variance ratio outside [{lo:g}, {hi:g}]: {', '.join(names)})")
+    n_bad = len(bad) + len(vr_bad)
+    table = bal.table.set_index("covariate")
+    variables = [str(table.at[c, "variable"]) if "variable" in table and c in table.index else str(c)
+                 for c in bad["covariate"].head(2)]
+    # the config's column names: what a user would add to matching.exact
+    exact = " or ".join(dict.fromkeys(variables))
+    fix = (f"Matching exactly on {exact} (matching.exact in the config), a tighter caliper" if exact else "A tighter caliper")
+    return (f"After matching {' and '.join(parts)}, so the groups were not alike on every characteristic we measured. "
+            f"The effects are not adjusted for {'this difference' if n_bad == 1 else 'these differences'}: read them with care. "
+            f"{fix} (matching.caliper_sd) or a richer propensity model may reach balance.")

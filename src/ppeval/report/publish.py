@@ -1,7 +1,9 @@
 """The publication layer: statistics that would give back a suppressed count are withheld.
 
 A proportion of a binary covariate times its arm size is a count; so is a difference of two
-proportions, a binary SMD (a function of the two proportions), a binary variance ratio and an
+proportions, a binary SMD (a function of the two proportions; standardized, as MatchIt's
+``summary()`` and ppeval's default, it is that difference over sqrt(p_t(1 - p_t)), whose
+denominator gives back the treated proportion before matching), a binary variance ratio and an
 eCDF maximum (for a 0/1 variable the eCDF maximum *is* the difference in proportions). Rounding
 does not save a small arm: with ``n < 100`` a rounded ``k/n`` still pins ``k`` from its rounding
 interval. The rule here is therefore all or nothing per covariate: a binary covariate's
@@ -40,6 +42,7 @@ BINARY_STAT_COLUMNS = (
     "mean_treated_before", "mean_control_before", "mean_treated_after", "mean_control_after",
     "smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after",
     "ecdf_mean_before", "ecdf_mean_after", "ecdf_max_before", "ecdf_max_after",
+    "diff_prop_before", "diff_prop_after", "sd_denominator",
 )
 
 SUPPRESSED_REASON = ("withheld: a number of units behind it is below the suppression threshold, "
@@ -104,7 +107,8 @@ def hidden_binary_covariates(table: pd.DataFrame, sizes: dict[str, int], thresho
 
 
 #: the before-matching statistics of a binary row that involve both arms
-BEFORE_DIFFERENCES = ("smd_before", "variance_ratio_before", "ecdf_mean_before", "ecdf_max_before")
+BEFORE_DIFFERENCES = ("smd_before", "variance_ratio_before", "ecdf_mean_before", "ecdf_max_before",
+                      "diff_prop_before", "sd_denominator")
 
 
 def withhold_before_columns(table: pd.DataFrame, hidden_sizes: dict[str, bool] | None) -> pd.DataFrame:
@@ -117,6 +121,10 @@ def withhold_before_columns(table: pd.DataFrame, hidden_sizes: dict[str, bool] |
     published comparison size). Every row loses its before-matching eCDF statistics: an
     eCDF difference is ``i/n_t - j/n_c``, which narrows the hidden size down. Continuous
     rows keep their means, SMDs and variance ratios (a mean age does not pin a size).
+    A standardized binary SMD *after* matching goes too (unless the table's
+    ``attrs["binary_convention"]`` is ``"raw"``): its denominator is sqrt(p_t(1 - p_t)) of
+    the treated arm before matching, so beside the published matched proportions it gives
+    p_t, a share of the hidden size.
 
     Examples
     --------
@@ -131,6 +139,8 @@ def withhold_before_columns(table: pd.DataFrame, hidden_sizes: dict[str, bool] |
     out = table.copy()
     binary = out["type"].eq("binary").to_numpy() if "type" in out else np.zeros(len(out), dtype=bool)
     cols = [c for c in ("mean_treated_before", "mean_control_before", *BEFORE_DIFFERENCES) if c in out]
+    if table.attrs.get("binary_convention") != "raw" and "smd_after" in out:
+        cols.append("smd_after")
     out.loc[binary, cols] = np.nan
     out[[c for c in ("ecdf_mean_before", "ecdf_max_before") if c in out]] = np.nan
     return out
