@@ -56,12 +56,12 @@ def test_a_null_difference_says_the_data_cannot_tell_with_the_range():
         assert "more often" not in text and "less often" not in text
     # both rates are still given, each with its arm
     assert "22% of children of parents served by the program" in finding_sentence(NULL, PH)
-    assert "served 22% vs comparison 29%" in rate_caption(NULL, PH)
+    assert "22% vs 29% (served vs comparison)" in rate_caption(NULL, PH)
 
 
 def test_a_significant_difference_gives_direction_size_and_p():
     f = finding_sentence(SIGNIFICANT, PH)
-    assert "14.0 more per 100 children (95% CI between 5.0 and 23.0 more per 100 children; p = 0.002)" in f
+    assert "14.0 more per 100 children (95% CI 5.0 to 23.0 more; p = 0.002)" in f
     assert f.endswith("a statistically significant improvement.")
     assert "cannot tell" not in f
     cap = rate_caption(SIGNIFICANT, PH)
@@ -208,7 +208,7 @@ def test_committed_report_describes_the_comparison_group_as_it_is(pages):
     lead = lead[:lead.index("</p>")]
     assert "similar children not yet served at that point, some of whom were served later" in lead
     assert "in matched sets, not one-to-one pairs" in lead
-    assert "not yet served at that point, some of whom were served later" in fact
+    assert "not yet served at that point (some served later)" in fact
 
 
 def test_committed_notes_are_plain(pages):

@@ -734,7 +734,8 @@ def _method_note(ev) -> str:
     covs = ", ".join(pretty_variable(c).lower() for c in ev.covariates)
     start = "the same point in care" if ev.cohort.design == "in_care" else "the same number of days after the report"
     words = _design_words(ev.matched.data, ev.cohort.unit)
-    return (f"Served {unit} were compared with {words['comparison']}, matched on a propensity score ({covs}), "
+    later = " (some served later)" if words["served_later"] else ""
+    return (f"Served {unit} were compared with similar {unit} not yet served at that point{later}, matched on a propensity score ({covs}), "
             f"each followed from {start}; differences are called significant when p < 0.05.")
 
 

@@ -108,7 +108,13 @@ def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
     better = (not more) if row.outcome in LOWER_IS_BETTER else more
     verdict = "a statistically significant improvement" if better else "a statistically significant difference in the unfavourable direction"
     return (f"{head}: {_amount(100 * est, 'per100', 1)} per 100 {phrases.units} "
-            f"(95% CI {_range(lo, hi, 'per100', phrases.units)}; {fmt_p_words(p)}), {verdict}.")
+            f"(95% CI {_ci_short(lo, hi)}; {fmt_p_words(p)}), {verdict}.")
+
+
+def _ci_short(lo: float, hi: float) -> str:
+    """A per-100 interval that excludes 0, short: "6.0 to 29.2 more"."""
+    a, b = sorted((abs(100 * lo), abs(100 * hi)))
+    return f"{a:.1f} to {b:.1f} {'more' if lo > 0 else 'fewer'}"
 
 
 def fmt_p_words(p: float | None) -> str:
@@ -133,8 +139,8 @@ def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
     rates = f"{pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
     if rd.get("estimate") is None or not is_significant(p):
         # a grant writer quotes the caption: no "more often" for a difference chance explains
-        return (f"{LABELS[row.outcome][1]} within {row.window_months} months: served {pct(row.rate_treated)} vs comparison "
-                f"{pct(row.rate_comparison)}; " + cannot_tell("the program changes this", rd.get("ci_low"), rd.get("ci_high"),
+        return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs "
+                f"{pct(row.rate_comparison)} (served vs comparison); " + cannot_tell("the program changes this", rd.get("ci_low"), rd.get("ci_high"),
                                                               p, per=phrases.units))
     how = "more often" if rd["estimate"] > 0 else "less often"
     return f"{_lower_first(phrases.served)} {what} {how} than {phrases.comparison}: {rates} ({significance(p)})"
