@@ -98,7 +98,7 @@ def test_hazard_ratio_and_window_disagreeing_are_explained():
     hr = {"estimate": 0.51, "ci_low": 0.30, "ci_high": 0.87, "p_value": 0.013}
     removal = _row("removal", 12, 0.10, 0.13, -0.03, -0.08, 0.02, 0.24)
     text = hr_window_sentence("Removed from home", hr, removal)
-    assert text.startswith("The hazard ratio of removed from home over the whole follow-up is 0.51 (95% CI 0.30 to 0.87; "
+    assert text.startswith("Over the whole follow-up, the hazard ratio (removed from home) is 0.51 (95% CI 0.30 to 0.87; "
                            "p = 0.013, statistically significant), unlike the 12-month difference (p = 0.240, not statistically significant)")
     assert "builds up after the window" in text and "whole follow-up" in text
     # the other way round: a window effect that fades
@@ -219,7 +219,39 @@ def test_committed_notes_are_plain(pages):
 
 def test_committed_findings_follow_the_rule_for_their_p(pages):
     ev, content, charts, report, fact = pages
-    for row, text in zip(content["headline"], [s for s in content["results"]["summary"] if not s.startswith("The hazard")], strict=True):
+    for row, text in zip(content["headline"], [s for s in content["results"]["summary"] if not s.startswith("Over the whole follow-up")], strict=True):
         p = row.effects["risk_difference"]["p_value"]
         assert ("cannot tell" in text) == (p >= 0.05)
         assert SIGNIFICANCE.search(text)
+
+
+@pytest.fixture(scope="module")
+def prevention(tmp_path_factory):
+    """The prevention notebook's synthetic extract (3,000 children, seed 22): a removal hazard
+    ratio that is significant beside a 12-month removal difference that is not."""
+    from ppeval import Evaluation
+    from ppeval.report import _charts, build, render
+    from ppeval.synthetic import write_synthetic
+
+    d = tmp_path_factory.mktemp("prevention")
+    write_synthetic(d, n_children=3000, seed=22, design="prevention")
+    ev = Evaluation.from_toml(d / "eval.toml")
+    content = build(ev)
+    report, fact = render(ev, content, [{**c, "uri": ""} for c in _charts(ev, content, None)])
+    return ev, content, report, fact
+
+
+def test_prevention_report_says_why_hazard_ratio_and_window_differ(prevention):
+    ev, content, report, fact = prevention
+    hr = ev.estimates["removal"]["hazard_ratio"]
+    rd = ev.estimates["removal"]["risk_difference", 12]
+    assert hr.p_value < 0.05 <= rd.p_value  # the disagreement of the issue (HR 0.51)
+    summary = content["results"]["summary"]
+    i = next(k for k, s in enumerate(summary) if s.startswith("Over the whole follow-up"))
+    assert "were removed from home within 12 months" in summary[i - 1] and "cannot tell" in summary[i - 1]
+    assert f"is {hr.estimate:.2f} (95% CI {hr.ci_low:.2f} to {hr.ci_high:.2f}; p = {hr.p_value:.3f}, statistically significant)" in summary[i]
+    assert "builds up after the window" in summary[i]
+    from markupsafe import escape
+
+    assert str(escape(summary[i])) in report and str(escape(summary[i])) in fact
+    assert 'class="note hr-window"' in report

@@ -191,7 +191,7 @@ def hr_window_sentence(label: str, hr: dict[str, Any] | None, row: OutcomeRow) -
     if hr_sig == win_sig:
         return None
     w = row.window_months
-    hr_text = (f"the hazard ratio of {label.lower()} over the whole follow-up is {hr['estimate']:.2f} "
+    hr_text = (f"over the whole follow-up, the hazard ratio ({label.lower()}) is {hr['estimate']:.2f} "
                f"(95% CI {hr['ci_low']:.2f} to {hr['ci_high']:.2f}; {significance(hr['p_value'])})")
     win_text = f"the {w}-month difference ({significance(rd['p_value'])})"
     if hr_sig:
