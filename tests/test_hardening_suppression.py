@@ -127,7 +127,7 @@ def test_the_small_extract_has_many_cells_under_the_threshold(small):
 # ------------------------------------------------------------------------------ published counts
 COUNT_KEYS = {"n", "events", "treated", "comparison", "total", "treated_matched", "comparison_matched",
               "treated_unmatched", "n_treated", "n_comparison", "events_treated", "events_comparison", "rows",
-              "discordant_pairs", "favouring_more_events_in_served", "favouring_more_events_in_comparison"}
+              "discordant_pairs", "favouring_more_events_in_served", "favouring_more_events_in_comparison", "sets"}
 
 
 def _walk(obj, path=""):

@@ -277,7 +277,8 @@ def test_a_window_ratio_not_estimable_is_said_in_the_table_and_caption(c900):
     """A window's ratio that is not finite reads "not estimable" with its reason; a row whose
     difference is not estimable gets no finding and a caption that claims no difference."""
     from ppeval.report import build, render
-    from ppeval.report.content import Phrases, choose_headline, rate_caption
+    from ppeval.report.content import Phrases, choose_headline
+    from ppeval.report.wording import rate_caption
 
     config, _ = c900
     ev = Evaluation.from_toml(config)

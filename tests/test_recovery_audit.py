@@ -595,22 +595,19 @@ def solve_rosenbaum(rb: dict | None, max_pairs: int) -> list[tuple[int, int]]:
     return [(int(t), int(d - t)) for d, t in zip(D[i, 0], T[0, j], strict=True)]
 
 
-def true_discordant(ev, res: dict) -> tuple[int, int] | None:
-    """(pairs where only the served unit had the event, only the comparison unit) of the lead window."""
-    from ppeval import outcomes as oc
-    from ppeval.report.content import outcome_rows
+def true_discordant(ev, res: dict) -> tuple[int, ...] | None:
+    """The counts the lead window's Rosenbaum bounds rest on, from the matched rows: (informative
+    sets, their served units, comparison units, served units with the event, comparison units
+    with the event); in 1:1 pairs the last two are the discordant pairs."""
+    from ppeval.estimate import rosenbaum_sets
 
     rb = res["sensitivity"].get("rosenbaum")
     if rb is None:
         return None
-    data = ev.matched.data
-    rows = [r for r in outcome_rows(data, ev.estimates, ev.outcomes, THRESHOLD) if r.outcome]
-    col = next(oc.window_column(r.outcome, r.window_months) for r in rows if oc.window_column(r.outcome, r.window_months) == rb["outcome"])
-    d = data[["match_id", "treated", col]].dropna()
-    size = d.groupby("match_id")["treated"].agg(["size", "sum"])
-    d = d[d["match_id"].isin(size[(size["size"] == 2) & (size["sum"] == 1)].index)]
-    w = d.pivot_table(index="match_id", columns="treated", values=col, aggfunc="first").astype(bool)
-    return int((w[True] & ~w[False]).sum()), int((~w[True] & w[False]).sum())
+    col = rb["outcome"]
+    d = ev.matched.data[["match_id", "treated", col]].dropna()
+    b = rosenbaum_sets(d["treated"].astype(bool).to_numpy(), d[col].astype(float).to_numpy(), d["match_id"].to_numpy())
+    return b.n_sets, b.n_treated, b.n_comparison, b.events_treated, b.events_comparison
 
 
 # ------------------------------------------------------------------------------ solver 5: subgroups
@@ -756,7 +753,7 @@ def audit(run: SimpleNamespace) -> dict:
     if truth_rb is not None and any(_small(k) for k in truth_rb):
         n_pairs = int(c["treated_matched"])
         got = solve_rosenbaum(rb, n_pairs)
-        report["leaks"]["rosenbaum"] = [g for g in got if sorted(g) == sorted(truth_rb)]
+        report["leaks"]["rosenbaum"] = [g for g in got if sorted(g) == sorted(truth_rb[3:])]
         assert rb.get("suppressed"), "Rosenbaum table published over a small discordant count"
     else:
         report["leaks"]["rosenbaum"] = []

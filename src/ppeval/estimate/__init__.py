@@ -46,7 +46,14 @@ from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, 
 from .censoring import AFTER_CARE_OUTCOMES, EnrolmentCensoring, ipc_weights
 from .competing import AalenJohansen, FineGray, finegray_expand
 from .results import CONTRACT_MEASURES, Effect, EffectResults
-from .sensitivity import EValue, RosenbaumBounds, evalue, rosenbaum_bounds
+from .sensitivity import (
+    EValue,
+    RosenbaumBounds,
+    effect_evalues,
+    evalue,
+    rosenbaum_bounds,
+    rosenbaum_sets,
+)
 from .subgroups import dose_response, subgroup_effects, subgroup_effects_many
 from .survival import CoxPH, KaplanMeier, logrank_test, rmst_difference
 
@@ -55,7 +62,8 @@ __all__ = [
     "EnrolmentCensoring",
     "FineGray", "GLMCluster", "KaplanMeier", "McNemarResult", "RosenbaumBounds",
     "binary_effects", "censoring_weights", "dose_response", "estimate", "evalue", "finegray_expand",
-    "fit_glm_cluster", "logrank_test", "mcnemar", "rmst_difference", "rosenbaum_bounds",
+    "fit_glm_cluster", "logrank_test", "mcnemar", "rmst_difference", "rosenbaum_bounds", "rosenbaum_sets",
+    "effect_evalues",
     "subgroup_effects",
     "subgroup_effects_many", "with_censoring_weights",
 ]
@@ -276,13 +284,16 @@ def _binary_block(design: Design, col: str, outcome: str, window: int | None, ad
             e.method += ("; comparison rows followed until their own enrolment and weighted by the inverse "
                          f"probability of not yet being censored ({cens.text}; the SE treats these weights as known)")
     models.update({f"{k}[{col}]": v for k, v in fitted.items()})
-    if _pairs_ok(design):
-        # 1:1 pairs: McNemar and Rosenbaum bounds on the pairs with both outcomes observed
+    if "match_id" in d.df.columns:
         mid = d.df["match_id"].to_numpy()
-        both = pd.Series(mid).map(pd.Series(mid).value_counts()).to_numpy() == 2
-        mc = mcnemar(d.treated[both], yy[both], mid[both])
-        tests[f"mcnemar[{col}]"] = mc
-        tests[f"rosenbaum[{col}]"] = rosenbaum_bounds(mc.n10, mc.n01)
+        if _pairs_ok(design):
+            # 1:1 pairs: McNemar's test on the pairs with both outcomes observed
+            both = pd.Series(mid).map(pd.Series(mid).value_counts()).to_numpy() == 2
+            tests[f"mcnemar[{col}]"] = mcnemar(d.treated[both], yy[both], mid[both])
+        # Rosenbaum bounds on the matched sets as formed (pairs, 1:k, variable ratio, sibling
+        # blocks), every unit whose window outcome is observed; in pure 1:1 pairs they equal
+        # the McNemar-based bounds of rbounds::binarysens
+        tests[f"rosenbaum[{col}]"] = rosenbaum_sets(d.treated, yy, mid)
     return effects
 
 
@@ -526,7 +537,8 @@ def estimate(
         reason = f"{what}: not estimable — {effects[0].reason}"
     res = EffectResults(name, effects, secondary=secondary, km=km, cif=cif, tests=tests,
                         flow=pd.DataFrame(flow), models=models, arms=_ARM_LABELS, reason=reason)
-    res.sensitivity = _evalues(effects)
+    # the one place E-values are computed; the report reads them from here
+    res.sensitivity = effect_evalues(effects)
     return res
 
 
@@ -643,23 +655,3 @@ def _weight_summary(w: np.ndarray, what: str, model: str) -> dict:
     """How large the censoring weights of the comparison rows (or pieces) are: ``res.tests``."""
     return {what: int(w.size), "mean_weight": float(w.mean()) if w.size else float("nan"),
             "max_weight": float(w.max()) if w.size else float("nan"), "model": model}
-
-
-def _evalues(effects: list[Effect]) -> pd.DataFrame:
-    """E-values for every ratio effect (rare outcome: fewer than 15% with the event)."""
-    rows = []
-    for e in effects:
-        if e.measure in ("risk_ratio", "odds_ratio", "hazard_ratio", "subdistribution_hazard_ratio") \
-                and np.isfinite(e.estimate):
-            if e.risk_comparison is not None:
-                prop = e.risk_comparison
-            elif e.n:
-                prop = ((e.events_treated or 0) + (e.events_comparison or 0)) / e.n
-            else:
-                prop = 1.0
-            ev = evalue(e.estimate, e.ci_low, e.ci_high, measure=e.measure, rare=prop < 0.15)
-            rows.append({"measure": e.measure, "window_months": e.window_months,
-                         "estimate": e.estimate, "rare_outcome": ev.rare,
-                         "evalue": ev.evalue, "evalue_ci": ev.evalue_ci})
-    return pd.DataFrame(rows, columns=["measure", "window_months", "estimate", "rare_outcome",
-                                       "evalue", "evalue_ci"])

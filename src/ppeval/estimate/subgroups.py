@@ -44,9 +44,20 @@ def _interaction_design(df: pd.DataFrame, treated: np.ndarray, by: str):
 
 
 def _combo(params: pd.Series, cov: pd.DataFrame, names: list[str]) -> tuple[float, float]:
+    """Sum of coefficients ``names`` and its SE; NaN SE when its variance is not positive.
+
+    A level whose units all share one outcome (or one matched set) has a combined variance
+    of exactly 0 in theory and a rounding error of either sign in practice (-3e-17 on the
+    committed extract): no standard error, rather than sqrt of a negative number or an
+    interval of zero width.
+    """
     c = pd.Series(0.0, index=params.index)
     c[names] = 1.0
-    return float(c @ params), float(np.sqrt(c @ cov @ c))
+    var = float(c @ cov @ c)
+    scale = float(np.abs(np.diag(cov.loc[names, names].to_numpy())).sum())
+    if not var > 1e-12 * scale:
+        return float(c @ params), float("nan")
+    return float(c @ params), float(np.sqrt(var))
 
 
 def subgroup_effects(design: Design, by: str, *, y: np.ndarray | None = None,

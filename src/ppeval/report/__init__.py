@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from .. import __version__
 from .. import outcomes as oc
+from ..estimate.sensitivity import EVALUE_RULE
 from ..load.ids import check_rules
 from ..privacy import (
     SUPPRESSED_TEXT,
@@ -44,9 +45,7 @@ from .content import (
     Phrases,
     balance_text,
     choose_headline,
-    days_caption,
     days_rows,
-    finding_sentence,
     flow_table,
     fmt_days,
     fmt_days_diff,
@@ -56,7 +55,6 @@ from .content import (
     outcome_rows,
     pct,
     pretty_variable,
-    rate_caption,
     served_text,
     table_one,
 )
@@ -66,6 +64,16 @@ from .publish import (
     published_balance,
     published_labels,
     small_count_covariates,
+)
+from .wording import (
+    comparison_group,
+    days_caption,
+    finding_sentence,
+    hr_window_sentence,
+    matched_with,
+    rate_caption,
+    rosenbaum_sentence,
+    subgroup_warning_note,
 )
 
 SUBGROUPS = ("parent_role", "race_ethnicity", "age_band", "removal_parent_drugs")
@@ -198,6 +206,9 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
     out["suppressed"] = small
     for c in ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_comparison", "events_treated", "events_comparison"):
         out[c] = out[c].astype(float).where(~small)
+    no_se = ~small & out["estimate"].notna() & out["se"].isna()
+    for by, grp in out[no_se].groupby("subgroup", sort=False):
+        ev.notes.append(subgroup_warning_note(pretty_variable(str(by)).lower(), [str(v) for v in grp["level"]]))
     return out
 
 
@@ -228,30 +239,25 @@ def _hide_small_remainders(counts: pd.DataFrame, hidden: pd.Series, cols: list[s
     return hidden
 
 
-def _rosenbaum(matched: pd.DataFrame, binary: str, threshold: int) -> dict[str, Any] | None:
-    from ..estimate import rosenbaum_bounds
-
-    d = matched[["match_id", "treated", binary]].dropna()
-    sizes = d.groupby("match_id")["treated"].agg(["size", "sum"])
-    pairs = sizes[(sizes["size"] == 2) & (sizes["sum"] == 1)].index
-    d = d[d["match_id"].isin(pairs)]
-    if d.empty:
+def _rosenbaum(est, outcome: str, binary: str, threshold: int) -> dict[str, Any] | None:
+    """The Rosenbaum bounds :func:`ppeval.estimate` computed for ``binary`` (matched sets as
+    formed), published with the counts they rest on; withheld whole when one is small."""
+    res = est.get(outcome)
+    rb = None if res is None else res.tests.get(f"rosenbaum[{binary}]")
+    if rb is None or rb.n_sets == 0:
         return None
-    wide = d.pivot_table(index="match_id", columns="treated", values=binary, aggfunc="first").astype(bool)
-    n10 = int((wide[True] & ~wide[False]).sum())
-    n01 = int((~wide[True] & wide[False]).sum())
-    if n10 + n01 == 0:
-        return None
-    # the bounds test the direction the data point to
-    hi, lo = (n10, n01) if n10 >= n01 else (n01, n10)
-    rb = rosenbaum_bounds(hi, lo)
-    table = rb.table if hasattr(rb, "table") else None
+    counts = {"sets": rb.n_sets, "n_treated": rb.n_treated, "n_comparison": rb.n_comparison,
+              "events_treated": rb.events_treated, "events_comparison": rb.events_comparison}
     return publish_rosenbaum({
         "outcome": binary,
-        "discordant_pairs": _counts({"favouring_more_events_in_served": n10, "favouring_more_events_in_comparison": n01}, threshold),
-        "gamma_critical": _jsonable(getattr(rb, "gamma_critical", None)),
-        "table": None if table is None else _jsonable(table.to_dict(orient="records")),
-    }, (n10, n01), threshold)
+        "design": "1:1 pairs" if rb.n10 is not None else "matched sets",
+        "informative_sets": _counts(counts, threshold),
+        "direction": rb.direction,
+        "p_value_no_hidden_bias": _jsonable(rb.p_value),
+        "alpha_one_sided": rb.alpha,
+        "gamma_critical": _jsonable(rb.gamma_critical),
+        "table": _jsonable(rb.table.to_dict(orient="records")),
+    }, tuple(counts.values()), threshold)
 
 
 def _propensity_fit_text(ps) -> str:
@@ -303,8 +309,10 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         "(sets sharing a family joined), with the small-sample factor of R's sandwich::vcovCL (HC1) for regression models and as R's coxph(cluster=) for Cox models.",
         "Fixed-window rates (e.g. within 12 months) count only units whose whole window lies before the extract date. Outcomes are censored at the extract date and at the 18th birthday; "
         "other exits are competing events, not censoring.",
-        "Sensitivity: E-values (VanderWeele and Ding) for every ratio; odds and hazard ratios are converted to the risk-ratio scale assuming a common outcome. "
-        "Rosenbaum bounds for the lead outcome in 1:1 pairs (McNemar's test; pairs with both outcomes observed, so not pairs whose comparison unit enrolled before the window closed).",
+        f"Sensitivity: {EVALUE_RULE}. Rosenbaum bounds for the lead outcome (Rosenbaum 2002, §4.4): the exact one-sided test of the served "
+        "units' events within the matched sets as formed (McNemar's test in 1:1 pairs, the exact Mantel–Haenszel-type test in larger sets), "
+        "on every unit whose window outcome was observed, and how far hidden bias (a factor Γ on the odds of enrolment within a set) could "
+        "move its p-value; it ignores the matching and censoring weights of the headline estimate.",
         _privacy_sentence(ev.config["report"]["suppress_below"]),
     ]
     thr = ev.config["report"]["suppress_below"]
@@ -482,7 +490,7 @@ def build(ev) -> dict[str, Any]:
         "flow": [{"step": r["step"], **_counts({"treated": None if pd.isna(r["treated"]) else int(r["treated"]), "comparison": None if pd.isna(r["comparison"]) else int(r["comparison"])}, thr)} for _, r in flow.iterrows()],
         "linkage": [{"step": r["step"], **_counts({"families": r["families"]}, thr), "share_percent": r["share"]} for _, r in linkage.iterrows()],
         **_age_results(cohort.flow, thr),
-        "summary": [finding_sentence(r, phrases) for r in headline],
+        "summary": _summary(headline, est, phrases),
     }
     if thr < 2:  # only then, so suppressed reports keep their bytes
         res["privacy"] = {"suppressed": False, "note": UNSUPPRESSED_NOTE}
@@ -540,25 +548,28 @@ def build(ev) -> dict[str, Any]:
             entry["days_in_care"] = _jsonable([{k: v for k, v in d.items() if k != "label"} for d in days])
         res["outcomes"][name] = entry
 
-    # sensitivity
-    from ..estimate import evalue, with_censoring_weights
+    # sensitivity: read from the estimation stage, never recomputed here
+    from ..estimate import with_censoring_weights
 
     sens = []
     for name, r in est.items():
         if name == "time_in_care":
             continue  # the hazard of leaving care is descriptive here, not a program effect to defend
         hidden = {row.window_months for row in rows if row.outcome == name and row.suppressed}
-        for e in r.effects:
-            if e.measure in ("risk_ratio", "odds_ratio", "hazard_ratio", "subdistribution_hazard_ratio") and np.isfinite(e.estimate) and e.estimate > 0:
-                if e.window_months in hidden:
-                    continue
-                ci = (e.ci_low, e.ci_high) if np.isfinite(e.ci_low) and np.isfinite(e.ci_high) else (None, None)
-                ev_ = evalue(e.estimate, *ci, measure=e.measure)
-                sens.append({"outcome": name, "measure": e.measure, "window_months": e.window_months, "estimate": e.estimate,
-                             "ci_low": e.ci_low, "ci_high": e.ci_high, "e_value": ev_.evalue, "e_value_ci": ev_.evalue_ci})
+        table = getattr(r, "sensitivity", None)
+        if table is None or table.empty:
+            continue
+        for e in table.to_dict(orient="records"):
+            w = None if e["window_months"] is None or pd.isna(e["window_months"]) else int(e["window_months"])
+            if w in hidden:
+                continue
+            sens.append({"outcome": name, "measure": e["measure"], "window_months": w, "estimate": e["estimate"],
+                         "ci_low": e["ci_low"], "ci_high": e["ci_high"], "e_value": e["evalue"], "e_value_ci": e["evalue_ci"],
+                         "rare_outcome": bool(e["rare_outcome"]), "rule": e["rule"]})
     res["sensitivity"] = {"e_values": _jsonable(sens)}
-    if headline and "match_id" in data and not headline[0].suppressed:
-        rb = _rosenbaum(data, oc.window_column(headline[0].outcome, headline[0].window_months), thr)
+    if headline and not headline[0].suppressed:
+        h = headline[0]
+        rb = _rosenbaum(est, h.outcome, oc.window_column(h.outcome, h.window_months), thr)
         if rb:
             res["sensitivity"]["rosenbaum"] = rb
     sub = pd.DataFrame()
@@ -570,16 +581,69 @@ def build(ev) -> dict[str, Any]:
                 sub = _subgroup_table(ev, with_censoring_weights(ms, col), col, thr)
             except Exception as exc:  # subgroups are secondary: record why they are missing
                 ev.notes.append(f"subgroups not estimated: {exc}")
-        # a library call stays quiet: numerical warnings are written into the report instead
-        for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
-            ev.notes.append(f"subgroups: {msg}")
+        # a library call stays quiet, and a published page shows no raw Python warning: a
+        # numerical warning left over becomes one plain note (the analyst's log keeps the text)
+        if caught:
+            for msg in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                ev._say(f"subgroups: {msg}")
+            ev.notes.append("subgroups: some subgroup estimates met a numerical problem in fitting (too few units or events "
+                            "in a level) and may be unreliable; read the subgroup chart with care")
     res["subgroups"] = _jsonable(sub.drop(columns=["method"], errors="ignore").to_dict(orient="records")) if not sub.empty else []
+    rosenbaum_text = None
+    if res["sensitivity"].get("rosenbaum"):
+        lead = headline[0].effects.get("risk_difference") or {}
+        rosenbaum_text = rosenbaum_sentence(res["sensitivity"]["rosenbaum"], lead.get("p_value"), thr)
     res["notes"] = list(ev.notes)
     return {
+        "rosenbaum_text": rosenbaum_text, "design_words": _design_words(data, cohort.unit),
+        "hr_window": [t for t in (_hr_window(est, r) for r in rows if not r.suppressed) if t],
         "results": res, "rows": rows, "days": days, "headline": headline, "phrases": phrases, "flow": flow, "linkage": linkage, "table1": t1,
         "balance": bal, "matched": ms, "subgroups": sub, "sensitivity": sens, "methods": _methods(ev, ms, bal) + _not_estimable_text(est),
         "threshold": thr, "not_estimable": {name: _sentence_case(served_text(est[name].reason)) for name in est if name in not_estimable},
     }
+
+
+def _hr_record(est: dict[str, Any], outcome: str) -> dict[str, Any] | None:
+    """The outcome's hazard ratio over the whole follow-up as a plain record (None if absent)."""
+    r = est.get(outcome)
+    if r is None or outcome == "time_in_care":
+        return None
+    e = next((e for e in r.effects if e.measure == "hazard_ratio" and e.window_months is None), None)
+    if e is None or not e.estimable:
+        return None
+    return {"estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value}
+
+
+def _hr_window(est: dict[str, Any], row) -> str | None:
+    """Why the hazard ratio and this window's difference disagree in significance (or None)."""
+    return hr_window_sentence(LABELS[row.outcome][1], _hr_record(est, row.outcome), row)
+
+
+def _summary(headline: list, est: dict[str, Any], phrases: Phrases) -> list[str]:
+    """The findings, each followed by the sentence on its hazard ratio when the two disagree."""
+    out = []
+    said: set[str] = set()
+    for row in headline:
+        out.append(finding_sentence(row, phrases))
+        extra = None if row.suppressed else _hr_window(est, row)
+        if extra and extra not in said:
+            out.append(extra)
+            said.add(extra)
+    return out
+
+
+def _design_words(data: pd.DataFrame, unit: str) -> dict[str, Any]:
+    """How the matched sample is described: pairs or matched sets, served-later comparisons."""
+    units = "families" if unit == "family" else "children"
+    tr = data["treated"].astype(bool)
+    if "match_id" in data:
+        agg = pd.DataFrame({"m": data["match_id"], "t": tr}).groupby("m")["t"].agg(["size", "sum"])
+        pairs = bool(len(agg)) and bool(((agg["size"] == 2) & (agg["sum"] == 1)).all())
+    else:
+        pairs = False
+    later = "served_later" in data and bool(data.loc[~tr, "served_later"].fillna(False).astype(bool).any())
+    return {"pairs": pairs, "served_later": later, "comparison": comparison_group(units, later),
+            "matched_with": matched_with(pairs), "units": units}
 
 
 def _sentence_case(text: str) -> str:
@@ -776,7 +840,9 @@ def _method_note(ev) -> str:
     unit = "families" if ev.cohort.unit == "family" else "children"
     covs = ", ".join(pretty_variable(c).lower() for c in ev.covariates)
     start = "the same point in care" if ev.cohort.design == "in_care" else "the same number of days after the report"
-    return (f"Served {unit} were compared with similar unserved {unit}, matched on a propensity score ({covs}), "
+    words = _design_words(ev.matched.data, ev.cohort.unit)
+    later = " (some served later)" if words["served_later"] else ""
+    return (f"Served {unit} were compared with similar {unit} not yet served at that point{later}, matched on a propensity score ({covs}), "
             f"each followed from {start}; differences are called significant when p < 0.05.")
 
 
@@ -792,8 +858,10 @@ def _plain_summary(ev, content: dict[str, Any]) -> str:
     window = f"between {ev.config['cohort']['entry_from'] or 'the start of the data'} and {ev.config['cohort']['entry_to'] or 'the extract date'}"
     bal = content["balance"]
     balance = balance_text(bal, list(ev.covariates))
-    return (f"We looked at {unit} who {design} {window}. {mt} {unit} whose parents took part in the {program} were each paired "
-            f"with similar {unit} whose parents did not ({mc} comparison {unit}), and both groups were followed from the same point in time. "
+    words = content["design_words"]
+    who = f"{unit} whose parents took part in the {program}" if unit == "children" else f"{unit} who took part in the {program}"
+    return (f"We looked at {unit} who {design} {window}. {mt} {who} {words['matched_with']} "
+            f"{words['comparison']} ({mc} comparison {unit}), and both groups were followed from the same point in time. "
             f"{balance} Differences could still come from things the data do not record; the sensitivity section says how strong such a factor would have to be.")
 
 
@@ -817,6 +885,8 @@ def render(ev, content: dict[str, Any], chart_list: list[dict[str, Any]]) -> tup
         "threshold": content["threshold"], "suppression_sentence": suppression_sentence(content["threshold"]), "version": __version__, "notes": ev.notes, "method_note": _method_note(ev),
         "config_text": json.dumps(content["results"]["config"], indent=2, sort_keys=True),
         "sensitivity": content["sensitivity"], "rosenbaum": content["results"]["sensitivity"].get("rosenbaum"),
+        "rosenbaum_text": content.get("rosenbaum_text"), "hr_window": content.get("hr_window", []),
+        "design_words": content["design_words"],
         "headline": content["headline"], "label": LABELS, "not_estimable": content["not_estimable"],
         "smd_scope": _over_published(content["balance"]),
         "balance_text": balance_text(content["balance"], list(ev.covariates)),

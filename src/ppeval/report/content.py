@@ -304,59 +304,17 @@ class Phrases:
 
     served: str
     comparison: str
+    #: the plural noun of a unit ("children", "families"), as in "per 100 children"
+    units: str = "units"
 
     @classmethod
     def for_unit(cls, unit: str, program: str) -> Phrases:
         if unit == "family":
-            return cls(f"families served by the {program}", "matched comparison families")
-        return cls(f"children of parents served by the {program}", "matched comparison children")
+            return cls(f"families served by the {program}", "matched comparison families", "families")
+        return cls(f"children of parents served by the {program}", "matched comparison children", "children")
 
 
-def _direction(row: OutcomeRow) -> tuple[bool, str]:
-    """(is the program's side better?, "more often"/"less often" for the served units)."""
-    more = row.rate_treated > row.rate_comparison
-    better = (not more) if row.outcome in LOWER_IS_BETTER else more
-    return better, ("more often" if more else "less often")
-
-
-def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
-    """A one-line finding a grant writer can quote, with both numbers and the comparison."""
-    what = LABELS[row.outcome][0]
-    if row.rate_treated is None or row.rate_comparison is None:
-        return f"{LABELS[row.outcome][1]} within {row.window_months} months: numbers too small to publish."
-    rd = row.effects.get("risk_difference", {})
-    significant = rd.get("p_value") is not None and rd["p_value"] < 0.05
-    better, _ = _direction(row)
-    if not significant:
-        verdict = "the difference is not statistically significant"
-    elif better:
-        verdict = "a statistically significant improvement"
-    else:
-        verdict = "a statistically significant difference in the unfavourable direction"
-    return (
-        f"{pct(row.rate_treated)} of {phrases.served} {what} within {row.window_months} months, "
-        f"compared with {pct(row.rate_comparison)} of {phrases.comparison} ({verdict})."
-    )
-
-
-def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
-    """Chart caption: one message, the numbers and the comparison."""
-    what = LABELS[row.outcome][0]
-    rd = row.effects.get("risk_difference") or {}
-    if rd.get("reason") and (row.rate_treated is None or row.rate_comparison is None):
-        return f"{LABELS[row.outcome][1]} within {row.window_months} months: not estimable ({rd['reason']})"
-    if row.rate_treated is None or row.rate_comparison is None:
-        return f"{LABELS[row.outcome][1]} within {row.window_months} months: counts too small to publish"
-    if rd.get("reason"):
-        # no difference was estimated: no words about one either
-        return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} "
-                f"(the difference is not estimable: {rd['reason']})")
-    _, how = _direction(row)
-    p = rd.get("p_value")
-    if pct(row.rate_treated) == pct(row.rate_comparison) or p is None or p >= 0.05:
-        # a grant writer quotes the caption: no "more often" for a difference chance explains
-        how = "about as often as matched comparison units (no statistically significant difference)"
-    return f"{phrases.served[0].upper() + phrases.served[1:]} {what} {how}: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
+# the sentences built from these numbers (findings, captions) are in .wording
 
 
 TABLE_ONE_NAMES = {
@@ -537,16 +495,6 @@ def fmt_days_diff(r: dict[str, Any]) -> str:
     if r.get("difference") is None:
         return ""
     return f"{r['difference']:+,.0f} days ({r['ci_low']:+,.0f} to {r['ci_high']:+,.0f})"
-
-
-def days_caption(r: dict[str, Any], phrases: Phrases) -> str:
-    """Caption for the days-in-care chart, with both means and the difference."""
-    if r["suppressed"]:
-        return f"Days in care within {r['window_months']} months: counts too small to publish"
-    more = r["mean_treated"] > r["mean_comparison"]
-    who = phrases.served[0].upper() + phrases.served[1:]
-    return (f"{who} spent {'more' if more else 'fewer'} days in out-of-home care in the first {r['window_months']} months: "
-            f"{r['mean_treated']:,.0f} vs {r['mean_comparison']:,.0f} days on average")
 
 
 def balance_text(bal: Any, covariates: list[str]) -> str:

@@ -12,10 +12,12 @@ per arm, before and after matching) is 0 or at least the threshold *and* the arm
 published; otherwise all of that covariate's binary statistics are withheld in every artefact
 (tables/balance.csv, Table 1, results.json, the love plot). Continuous covariates' SMDs stay.
 
-Rosenbaum bounds for McNemar's test are exact binomial tail probabilities of the discordant
-pair counts: a p-value to ten digits gives the counts back by a search over small integers,
-and so can the critical Γ. The whole bound table is withheld (with the reason) unless both
-discordant counts are publishable.
+Rosenbaum bounds are exact tail probabilities of the matched sets' counts (in 1:1 pairs,
+binomial tails of the discordant pair counts): a p-value to ten digits gives the counts back
+by a search over small integers, and so can the critical Γ. The whole bound table, its
+p-value without hidden bias and its critical Γ are withheld (with the reason) unless every
+count they rest on (informative sets, their served and comparison units and events) is
+publishable.
 
 Verdicts ("every covariate balanced") are computed on the true values; they state no number.
 
@@ -273,7 +275,7 @@ def publish_table_one(t1: pd.DataFrame, hidden_covariates: list[str], suppressed
 
 
 def publish_rosenbaum(rb: dict[str, Any] | None, counts: tuple[int, int], threshold: int) -> dict[str, Any] | None:
-    """Rosenbaum bounds, withheld whole when a discordant-pair count is below the threshold.
+    """Rosenbaum bounds, withheld whole when a count they rest on is below the threshold.
 
     Examples
     --------
@@ -287,9 +289,11 @@ def publish_rosenbaum(rb: dict[str, Any] | None, counts: tuple[int, int], thresh
     out = dict(rb)
     out["gamma_critical"] = None
     out["table"] = None
+    if "p_value_no_hidden_bias" in out:
+        out["p_value_no_hidden_bias"] = None
     out["suppressed"] = True
-    out["suppressed_reason"] = ("Rosenbaum bounds withheld: a number of discordant pairs is below the suppression "
-                                "threshold, and exact binomial p-values would give it back")
+    out["suppressed_reason"] = ("Rosenbaum bounds withheld: a count of the matched sets they rest on is below the "
+                                "suppression threshold, and their exact p-values would give it back")
     return out
 
 
