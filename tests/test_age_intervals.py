@@ -275,7 +275,8 @@ def _preset_config(tmp_path: Path, design: str, ncands: str) -> Path:
     (tmp_path / "CF2019.tab").write_text(NCANDS_HEADER + ncands)
     cfg = tmp_path / "eval.toml"
     cfg.write_text(f'[data]\nextract_date = "2021-12-31"\nafcars = ["FC2019A.tab"]\nncands = ["CF2019.tab"]\n'
-                   f'[cohort]\ndesign = "{design}"\nentry_from = "2019-01-01"\nentry_to = "2019-12-31"\n')
+                   f'[cohort]\ndesign = "{design}"\nentry_from = "2019-01-01"\nentry_to = "2019-12-31"\n'
+                   + ("allow_unvalidated_design = true\n" if design == "prevention" else ""))
     return cfg
 
 

@@ -51,3 +51,34 @@ def test_naive_rows_have_no_delay_and_are_not_guarded(ev):
 def test_config_refuses_methods_that_ignore_time_zero(method):
     with pytest.raises(ConfigError, match=f"matching.method = '{method}' is refused for now.*method = \"nearest\""):
         Config.from_dict({"data": {"extract_date": "2023-12-31"}, "matching": {"method": method}})
+
+
+def test_prevention_design_is_refused_unless_asked_and_then_marked(tmp_path):
+    """The prevention design is biased on its own simulated truth (+0.047 on the 12-month
+    removal difference over 20 extracts, coverage 0.85): a real config is refused; with
+    allow_unvalidated_design (the synthetic configs set it) every page says not to publish."""
+    import json
+    import sys
+
+    from ppeval.synthetic import write_synthetic
+
+    sys.path.insert(0, str(Path(__file__).parent / "hardening"))
+    from support import run_cli
+
+    base = {"data": {"extract_date": "2023-12-31"}, "cohort": {"design": "prevention"}}
+    with pytest.raises(ConfigError, match="prevention.*refused for now.*allow_unvalidated_design = true"):
+        Config.from_dict(base)
+    Config.from_dict({**base, "cohort": {"design": "prevention", "allow_unvalidated_design": True}})
+
+    d = write_synthetic(tmp_path / "p", n_children=1500, seed=3, design="prevention", canonical=False)
+    cfg = (d / "eval.toml").read_text()
+    assert "allow_unvalidated_design = true" in cfg
+    (d / "real.toml").write_text(cfg.replace("allow_unvalidated_design = true\n", ""))
+    status, _, err = run_cli("-q", "report", str(d / "real.toml"), "--out", str(tmp_path / "r"))
+    assert status == 2 and "refused for now" in err and not (tmp_path / "r").exists()
+
+    assert run_cli("-q", "report", str(d / "eval.toml"), "--out", str(tmp_path / "ok"))[0] == 0
+    res = json.loads((tmp_path / "ok" / "results.json").read_text())
+    assert res["design_validated"] is False and res["summary"][0].startswith("NOT VALIDATED")
+    for page in ("report.html", "factsheet.html"):
+        assert "NOT VALIDATED: the prevention design" in (tmp_path / "ok" / page).read_text()

@@ -78,6 +78,8 @@ SPEC: dict[str, Any] = {
     },
     "cohort": {
         "design": ((str,), "in_care"),
+        # the prevention design does not yet recover its simulated truth: refused unless asked
+        "allow_unvalidated_design": ((bool,), False),
         "entry_from": ((str, date), None),
         "entry_to": ((str, date), None),
         "unit": ((str,), "child"),
@@ -320,6 +322,14 @@ def _check_choices(cfg: Config) -> None:
     lo, hi = cfg["cohort"].get("entry_from"), cfg["cohort"].get("entry_to")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"config: cohort.entry_from ({lo}) is after cohort.entry_to ({hi})")
+    if cfg["cohort"]["design"] == "prevention" and not cfg["cohort"]["allow_unvalidated_design"]:
+        raise ConfigError(
+            "config: cohort.design = \"prevention\" is refused for now: on extracts simulated with a known program "
+            "effect its estimates are biased (12-month removal difference +0.047 on average over 20 extracts of 3,000 "
+            "children; 95% intervals covered the truth in 85% of them, not 95%), so its numbers cannot be published; "
+            "set [cohort] allow_unvalidated_design = true to run it for internal checking only (the report then says "
+            "so on every page)"
+        )
     if cfg["matching"]["method"] in ("exact", "cem", "ipw"):
         raise ConfigError(
             f"config: matching.method = {cfg['matching']['method']!r} is refused for now: it starts each comparison "

@@ -2049,7 +2049,10 @@ def _config_text(syn: SyntheticExtract, afcars: list[str] | None, ncands: list[s
     lines += ["[cohort]", f'design = "{design}"', f'entry_from = "{t["cohort"]["entry_from"]}"',
               f'entry_to = "{t["cohort"]["entry_to"]}"', 'unit = "child"']
     if design == "prevention":
-        lines += [f"enrollment_window_days = {_PREVENTION_WINDOW}"]
+        lines += [f"enrollment_window_days = {_PREVENTION_WINDOW}",
+                  "# synthetic data, for trying the design: its estimates are not yet validated, and every",
+                  "# page of the report says so (a real extract's config must set this deliberately)",
+                  "allow_unvalidated_design = true"]
     lines += ["", "[propensity]", 'model = "logistic"']
     if design == "in_care":
         lines += ['covariates = ["age_at_removal", "sex", "race_ethnicity", "removal_neglect", "removal_parent_drugs", '
