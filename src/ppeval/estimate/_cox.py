@@ -96,7 +96,8 @@ class CoxData:
     ----------
     X : (n, p) covariates.
     stop, event : exit time and event indicator (bool).
-    weights : case weights (default 1).
+    weights : case weights (default 1); rows of weight 0 are left out of every risk set
+        and tie, as if they were not in the data (``n_used_`` rows are used).
     start : entry time of (start, stop] rows, or ``None`` (all rows at risk from -inf).
     strata : integer stratum codes, or ``None``.
     ties : ``"efron"`` (default, as R) or ``"breslow"``.
@@ -144,11 +145,18 @@ class CoxData:
         self.center_ = (self.weights @ X) / wsum if wsum > 0 else np.zeros(X.shape[1])
         self.Xc = X - self.center_
         codes = np.zeros(n, dtype=np.int64) if self.strata is None else np.asarray(self.strata)
+        # Rows of weight 0 are not in the sample: left in, their deaths would still count in
+        # Efron's tie correction (d at a tied time, and the k/d steps) and an event time with
+        # only zero-weight deaths would still be an event time.  R's coxph refuses them
+        # ("Invalid weights, must be >0"); leaving them out gives R's fit on the rows kept.
+        # Their score residuals are 0 (w_i U_i with w_i = 0), so row-wise outputs keep n rows.
+        used = self.weights > 0
         self.strata_ = []
         for s in np.unique(codes):
-            rows = np.flatnonzero(codes == s)
+            rows = np.flatnonzero((codes == s) & used)
             self.strata_.append(self._index_stratum(rows, s))
-        self.n_events_ = int(self.event.sum())
+        self.n_used_ = int(used.sum())
+        self.n_events_ = int((self.event & used).sum())
 
     def _index_stratum(self, rows: np.ndarray, code) -> _Stratum:
         stop, event = self.stop[rows], self.event[rows]

@@ -29,6 +29,19 @@ target units' covariates as fixed: the same as ``marginaleffects::avg_comparison
 variables = "treat", vcov = ~subclass, newdata = subset(md, treat == 1), wts = "weights")``.
 We chose the delta method over a cluster bootstrap because it is deterministic, agrees
 with the R workflow number for number, and costs one model fit.
+
+Constant and aliased covariates
+-------------------------------
+A covariate in ``adjust=`` that is constant among the rows analysed, or a linear
+combination of the intercept, the treatment and earlier covariates (a copy, a dummy set
+that sums to another column), is dropped as R drops it (an ``NA`` coefficient): columns
+are taken in order and one is dropped when its part not explained by the columns kept
+before it has a norm below ``1e-7`` times its own (R's ``lm.fit``/``dqrdc2`` rule with
+``tol = 1e-7``, on the weighted columns ``sqrt(w) x``).  The effect's method text and
+``extra["dropped_covariates"]`` name what was dropped.  (R's ``glm.fit`` applies the same
+rule with ``tol = min(1e-7, epsilon / 1000) = 1e-11`` to its IRLS working weights: exactly
+aliased columns are dropped by both; a column aliased only to within a relative 1e-7 is
+dropped here and may be kept by R's glm with a coefficient that has no usable SE.)
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from ..errors import DataError
 from ._data import Design
 from .results import Effect
 
@@ -107,6 +121,13 @@ def fit_glm_cluster(y: np.ndarray, X: pd.DataFrame, w: np.ndarray, cluster: np.n
     fam = {"logit": sm.families.Binomial(), "log": sm.families.Poisson(),
            "identity": sm.families.Gaussian()}[family]
     Xn = X.to_numpy(dtype=float)
+    bad = aliased_columns(Xn, w)
+    if bad:
+        # inverting a (near-)singular information matrix gives SEs off by percents with no
+        # warning; callers that can drop the columns (binary_effects) do so first
+        raise np.linalg.LinAlgError(
+            "the model matrix is rank-deficient: column(s) " + ", ".join(repr(X.columns[j]) for j in bad)
+            + " are constant or a linear combination of the columns before them")
     with warnings.catch_warnings():
         # var_weights are matching weights, not frequencies; non-integer values are fine
         warnings.simplefilter("ignore")
@@ -132,23 +153,95 @@ def fit_glm_cluster(y: np.ndarray, X: pd.DataFrame, w: np.ndarray, cluster: np.n
                       n, k, G, mu)
 
 
+#: names of the model matrix's own columns: the intercept and the treatment indicator
+INTERNAL_COLUMNS = ("const", "treated")
+
+#: R's ``lm.fit`` tolerance for a column to count as aliased (``dqrdc2``)
+ALIAS_TOL = 1e-7
+
+
 def design_matrix(df: pd.DataFrame, treated: np.ndarray, covariates: list[str] | None) -> pd.DataFrame:
     """Intercept, ``treated`` and covariates (categoricals as treatment-coded dummies with
-    the first sorted level as reference, like R's ``model.matrix``)."""
+    the first sorted level as reference, like R's ``model.matrix``).
+
+    Raises
+    ------
+    DataError
+        When a covariate (or one of its dummy columns) would have the name of another
+        column of the matrix: ``const`` (the intercept), ``treated`` (the treatment
+        indicator, whatever the treatment column is called) or a dummy ``c[level]``.
+        Assigning it would silently replace that column (issue 15: a covariate named
+        ``const`` replaced the intercept and the risk difference read -0.209, not -0.139).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> df = pd.DataFrame({"age": [20, 30, 40.0], "const": [1, 2, 3.0]})
+    >>> design_matrix(df, np.array([True, False, True]), ["age"]).columns.tolist()
+    ['const', 'treated', 'age']
+    >>> design_matrix(df, np.array([True, False, True]), ["const"])
+    Traceback (most recent call last):
+    ...
+    ppeval.errors.DataError: covariate 'const' has the name of the model's intercept column; rename it before adjusting for it (e.g. df.rename(columns={'const': 'const_x'}))
+    """
     X = pd.DataFrame({"const": np.ones(len(df)), "treated": treated.astype(float)})
+    role = {"const": "the model's intercept column", "treated": "the model's treatment indicator column"}
+    seen: set[str] = set()
     for c in covariates or []:
+        if c in seen:  # R's formula y ~ a + a has one column a
+            continue
+        seen.add(c)
         s = df[c]
         if s.isna().any():
             raise ValueError(f"covariate {c!r} has missing values")
         if s.dtype == bool:
-            X[c] = s.astype(float).to_numpy()
+            cols = {c: s.astype(float).to_numpy()}
         elif pd.api.types.is_numeric_dtype(s):
-            X[c] = s.to_numpy(dtype=float)
+            cols = {c: s.to_numpy(dtype=float)}
         else:
             levels = sorted(pd.unique(s.astype(str)))
-            for lev in levels[1:]:
-                X[f"{c}[{lev}]"] = (s.astype(str) == lev).to_numpy(dtype=float)
+            cols = {f"{c}[{lev}]": (s.astype(str) == lev).to_numpy(dtype=float) for lev in levels[1:]}
+        for name, values in cols.items():
+            if name in X.columns:
+                what = role.get(name, f"a column of another covariate ({name!r})")
+                label = f"covariate {c!r}" if name == c else f"the dummy column {name!r} of covariate {c!r}"
+                raise DataError(f"{label} has the name of {what}; rename it before adjusting for it "
+                                f"(e.g. df.rename(columns={{{c!r}: {c + '_x'!r}}}))")
+            X[name] = values
     return X
+
+
+def aliased_columns(X: np.ndarray, w: np.ndarray | None = None, tol: float = ALIAS_TOL) -> list[int]:
+    """Positions of the columns of ``X`` that R's ``lm.fit`` would give an ``NA`` coefficient.
+
+    Columns are taken in order (R's ``dqrdc2`` limited pivoting): a column is aliased when
+    the norm of its part orthogonal to the columns kept before it is below ``tol`` times
+    its own norm (a zero column always is).  With weights the rule applies to
+    ``sqrt(w) x``, as ``lm.wfit``.  The loop is over columns, each step a vector operation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.column_stack([np.ones(4), [0, 1, 0, 1.0], [2, 2, 2, 2.0], [1, 0, 1, 0.0]])
+    >>> aliased_columns(X)   # a constant, and 1 - column 1
+    [2, 3]
+    """
+    Z = np.asarray(X, float)
+    if w is not None:
+        Z = Z * np.sqrt(np.asarray(w, float))[:, None]
+    Q = np.zeros((Z.shape[0], 0))
+    out = []
+    for j in range(Z.shape[1]):
+        z = Z[:, j]
+        norm0 = float(np.linalg.norm(z))
+        r = z - Q @ (Q.T @ z)
+        r = r - Q @ (Q.T @ r)  # a second pass: classical Gram-Schmidt loses orthogonality
+        nr = float(np.linalg.norm(r))
+        if nr < tol * (norm0 if norm0 > 0 else 1.0):
+            out.append(j)
+        else:
+            Q = np.column_stack([Q, r / nr])
+    return out
 
 
 def _arm_counts(design: Design, y: np.ndarray) -> dict:
@@ -190,6 +283,8 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
     degenerate = p1 in (0.0, 1.0) or p0 in (0.0, 1.0)
     why = _degenerate_reason(p1, p0)
     rd_method = f"difference in weighted risks (weighted linear probability model, {wtext}); {setext}"
+    if p1 == p0 and p1 in (0.0, 1.0):
+        return _constant_outcome(common, why), models
     if p1 in (0.0, 1.0) and p0 in (0.0, 1.0):
         # every row's outcome is its arm's (complete separation, or no variation at all):
         # the residuals and so the SE are 0, and a difference of exactly 0 or 1 "with CI
@@ -215,8 +310,14 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
             method=f"odds ratio (logistic regression, {wtext}); {setext}", **common))
         return effects, models
     who = "the treated units" if target == "treated" else "all units"
+    Xfull = X
+    X, dropped = _drop_aliased(X, w)
+    used = [c for c in dict.fromkeys(adjust) if c not in dropped]
     base = (f"marginal (g-computation) from a weighted logistic model adjusted for "
-            f"{', '.join(adjust)}, averaged over {who}; delta-method SE from the {setext}")
+            f"{', '.join(used) if used else 'no covariate'}, averaged over {who}; delta-method SE from the {setext}")
+    if dropped:
+        base += "; " + _dropped_text(Xfull, dropped)
+        common["extra"] = {"dropped_covariates": dropped}
     if degenerate:
         return [Effect.not_estimable(m, why + " (the adjusted logistic model has no finite fit)",
                                      method=f"{m.replace('_', ' ')}, {base}", **common)
@@ -249,7 +350,7 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
     def se(grad):
         return float(np.sqrt(grad @ V @ grad))
 
-    common.update(extra={"adjusted_risk_treated": q1, "adjusted_risk_comparison": q0})
+    common["extra"] = {**common.get("extra", {}), "adjusted_risk_treated": q1, "adjusted_risk_comparison": q0}
     effects = [
         Effect.from_wald("risk_difference", q1 - q0, se(g1 - g0), method=f"risk difference, {base}", **common),
         Effect.from_wald("risk_ratio", q1 / q0, se(g1 / q1 - g0 / q0), method=f"risk ratio, {base}", **common),
@@ -263,6 +364,57 @@ def binary_effects(design: Design, y: np.ndarray, *, outcome: str | None = None,
 #: a logistic coefficient this large (odds ratio e^15 ~ 3e6) is a fit running off to
 #: infinity under separation, not an estimate
 SEPARATION_LOGIT = 15.0
+
+
+#: the note of a risk difference when every unit has the same outcome
+CONSTANT_OUTCOME_NOTE = "the outcome is the same for every unit: no difference is possible"
+
+
+def _constant_outcome(common: dict, why: str) -> list[Effect]:
+    """Effects of an outcome equal for every unit (all 0 or all 1).
+
+    The risk difference is exactly 0 with SE 0 and interval [0, 0], whatever the weights,
+    clusters or covariates: R's ``lm(y ~ treat, weights = w)`` gives coefficient 0 and
+    ``vcovCL`` SE 0 when nobody had the event (t and p NaN, "essentially perfect fit"), and
+    rounding noise when everybody did (coefficient 1.8e-16, SE 1.4e-16, p 0.22: a p-value
+    from nothing).  The p-value is NaN, and the ratios are not estimable: a risk ratio
+    0/0 when nobody had the event, and odds that are infinite in both arms when everybody
+    did (R's logistic fit runs off to an intercept of -24.6 or +24.6 with a warning).
+    """
+    rd = Effect(measure="risk_difference", estimate=0.0, se=0.0, ci_low=0.0, ci_high=0.0,
+                p_value=float("nan"),
+                method=f"difference in weighted risks; {CONSTANT_OUTCOME_NOTE} ({why}), so the difference is "
+                       "exactly 0 with no sampling uncertainty (SE 0, no p-value)",
+                **{**common, "extra": {**common.get("extra", {}), "note": CONSTANT_OUTCOME_NOTE}})
+    reason = f"{CONSTANT_OUTCOME_NOTE} ({why})"
+    return [rd] + [Effect.not_estimable(m, reason, method="ratio of weighted risks" if m == "risk_ratio"
+                                        else "odds ratio", **common)
+                   for m in ("risk_ratio", "odds_ratio")]
+
+
+def _drop_aliased(X: pd.DataFrame, w: np.ndarray) -> tuple[pd.DataFrame, list[str]]:
+    """``X`` without its aliased covariate columns (:func:`aliased_columns`), and their names.
+
+    The intercept and the treatment come first, so they are always kept (both arms have
+    rows of positive weight: the treatment column is not constant).
+    """
+    bad = aliased_columns(X.to_numpy(dtype=float), w)
+    names = [str(X.columns[j]) for j in bad]
+    if set(names) & set(INTERNAL_COLUMNS):  # cannot happen with both arms present
+        raise np.linalg.LinAlgError("the treatment indicator is constant among the rows analysed")
+    return X.drop(columns=names), names
+
+
+def _dropped_text(X: pd.DataFrame, dropped: list[str]) -> str:
+    """Words for covariate columns left out of the adjusted model, each with why."""
+    def why(c: str) -> str:
+        v = X[c].to_numpy()
+        return ("constant among the rows analysed" if np.all(v == v[0])
+                else "a linear combination of the treatment and the covariates before it")
+
+    parts = [f"{c} ({why(c)})" for c in dropped]
+    return (f"{'covariate' if len(dropped) == 1 else 'covariates'} {', '.join(parts)} dropped from the adjusted "
+            "model, as R does (an NA coefficient)")
 
 
 def _degenerate_reason(p1: float, p0: float) -> str:
