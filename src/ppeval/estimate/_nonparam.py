@@ -206,3 +206,109 @@ def clustered_variance(pl: ProductLimit, J: int, cluster: np.ndarray | None) -> 
 def time_index(pl: ProductLimit, t) -> np.ndarray:
     """Index J (1-based; 0 = before the first time) of the step in force at time t."""
     return np.searchsorted(pl.time, np.asarray(t, dtype=float), side="right")
+
+
+def _cluster_sums_of_squares(pos, cluster, M, terms, w_tail):
+    """Sums over clusters of products of within-cluster partial sums, at every time.
+
+    Row i (cluster g, leaving at time index ``pos_i``) adds ``terms[r][i]`` to the partial
+    sum ``a_rg(J)`` once ``pos_i <= J``; ``b_g(J)`` is the weight ``w_tail`` of g's rows
+    still at risk after J.  Returns ``P`` with ``P[r, s, J-1] = sum_g a_rg(J) a_sg(J)``,
+    the index ``R = len(terms)`` standing for b.  Each row changes only its own cluster's
+    sums, so the change in ``sum_g a_r a_s`` it causes is ``a_r' a_s' - a_r a_s`` with the
+    before/after values from within-cluster cumulative sums (sorted by cluster, then time):
+    O(n log n) for all M times together instead of O(n) per time.
+    """
+    order = np.lexsort((pos, cluster))
+    cl, p = cluster[order], pos[order]
+    R = len(terms)
+    inc = np.stack([t[order] for t in terms] + [-w_tail[order]])  # (R + 1, n)
+    after = np.cumsum(inc, axis=1)
+    first = np.r_[True, cl[1:] != cl[:-1]]
+    start = np.flatnonzero(first)
+    # subtract the running total at each cluster's start: within-cluster cumulative sums
+    offset = np.repeat(after[:, start] - inc[:, start], np.diff(np.r_[start, cl.size]), axis=1)
+    after = after - offset
+    total_w = np.bincount(cl, weights=w_tail[order])
+    after[R] += total_w[cl]  # b starts at the cluster's total weight
+    before = after - inc
+    P = np.empty((R + 1, R + 1, M))
+    for r in range(R + 1):
+        for s in range(r, R + 1):
+            d = after[r] * after[s] - before[r] * before[s]
+            init = (total_w**2).sum() if r == s == R else 0.0
+            P[r, s] = P[s, r] = init + np.cumsum(np.bincount(p - 1, weights=d, minlength=M))
+    return P
+
+
+def ij_variance_clustered(pl: ProductLimit, cluster: np.ndarray | None) -> np.ndarray:
+    """IJ variance at every distinct time with influences summed within clusters.
+
+    Equals :func:`clustered_variance` at each time index (R ``survfit(..., cluster = )``);
+    ``cluster`` holds integer codes 0..G-1 for the rows of ``pl`` (``None``: each row its
+    own cluster, :func:`ij_variance`).  Returns an (M, 1 + K) array.
+
+    For ``p_i <= J`` the influence of row i is ``w_i (alpha_i + x_J beta_i)`` and for
+    ``p_i > J`` it is ``w_i y_J`` (module notation: for S, ``alpha = -(delta h_p - A_p)``,
+    ``beta = 0``, ``y = A_J``, all times ``S_J``; for F_k, ``alpha`` and ``beta`` as in
+    :func:`ij_variance`, ``x = F_kJ``, ``y = C_kJ - B_kJ``), so the cluster sum is
+    ``a_g(J) + x_J c_g(J) + y_J b_g(J)`` and its square summed over clusters needs only
+    the six sums of products from :func:`_cluster_sums_of_squares`.
+    """
+    if cluster is None:
+        return ij_variance(pl)
+    cluster = np.asarray(cluster, dtype=np.int64)
+    M, K = pl.M, pl.cif.shape[1]
+    p, dlt, w = pl.pos, pl.event.astype(float), pl.w
+    J = np.arange(1, M + 1)
+    hp, Ap = pl.h[p - 1], pl.A[p]
+    out = np.empty((M, 1 + K))
+    P = _cluster_sums_of_squares(p, cluster, M, [w * (dlt * hp - Ap)], w)
+    AJ = pl.A[J]
+    # S influence cluster sum: -S_J (a_g - A_J b_g)
+    out[:, 0] = pl.surv**2 * (P[0, 0] - 2 * AJ * P[0, 1] + AJ**2 * P[1, 1])
+    p1 = np.minimum(p + 1, M)
+    for k in range(K):
+        dk = (pl.cause_index == k + 1).astype(float)
+        F = pl.F0[:, k]
+        alpha = dk * pl.SmY[p - 1] - pl.B[p, k] + dlt * hp * F[p] + pl.C[p1, k] - Ap * F[p1]
+        beta = -dlt * hp + Ap
+        P = _cluster_sums_of_squares(p, cluster, M, [w * alpha, w * beta], w)
+        x = F[J]
+        y = pl.C[J, k] - pl.B[J, k]
+        out[:, 1 + k] = (P[0, 0] + x**2 * P[1, 1] + y**2 * P[2, 2]
+                         + 2 * x * P[0, 1] + 2 * y * P[0, 2] + 2 * x * y * P[1, 2])
+    return np.maximum(out, 0.0)  # rounding can leave -1e-18 where the variance is 0
+
+
+CI_TRANSFORMS = {"log": "log", "linear": "linear", "plain": "linear", "loglog": "loglog",
+                 "log-log": "loglog"}
+
+
+def check_ci_transform(ci_transform: str) -> str:
+    """The canonical name of a CI transform (R's ``conf.type`` names accepted too)."""
+    try:
+        return CI_TRANSFORMS[ci_transform]
+    except (KeyError, TypeError):
+        raise ValueError(f"ci_transform must be 'log', 'linear' or 'loglog', not {ci_transform!r}") from None
+
+
+def confint(p: np.ndarray, se_log: np.ndarray, ci_transform: str, alpha: float):
+    """Pointwise CI of a probability ``p`` from the SE of ``log p``, as R's
+    ``survival:::survfit_confint`` (``conf.type`` "plain", "log", "log-log"; upper limits
+    capped at 1, lower at 0).  Where the transform is undefined (p = 0 for "log", p = 0
+    or 1 for "loglog") the limits are NaN, as R's NA."""
+    from scipy import stats
+
+    z = stats.norm.ppf(1 - alpha / 2)
+    p = np.asarray(p, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if ci_transform == "linear":
+            se2 = z * se_log * p
+            return np.maximum(p - se2, 0.0), np.minimum(p + se2, 1.0)
+        if ci_transform == "log":
+            xx = np.where(p == 0, np.nan, p)
+            return np.exp(np.log(xx) - z * se_log), np.minimum(np.exp(np.log(xx) + z * se_log), 1.0)
+        xx = np.where((p == 0) | (p == 1), np.nan, p)
+        se2 = z * se_log / np.log(xx)
+        return np.exp(-np.exp(np.log(-np.log(xx)) - se2)), np.exp(-np.exp(np.log(-np.log(xx)) + se2))

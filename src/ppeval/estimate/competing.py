@@ -25,10 +25,17 @@ import numpy as np
 import pandas as pd
 
 from ._cox import collapse
-from ._nonparam import ij_variance, influence_at, product_limit, time_index
+from ._nonparam import (
+    check_ci_transform,
+    confint,
+    ij_variance_clustered,
+    influence_at,
+    product_limit,
+    time_index,
+)
 from .survival import CoxPH
 
-__all__ = ["AalenJohansen", "FineGray", "finegray_expand", "censoring_survival"]
+__all__ = ["AalenJohansen", "FineGray", "finegray_expand", "censoring_survival", "gray_test"]
 
 
 class AalenJohansen:
@@ -36,16 +43,29 @@ class AalenJohansen:
 
     Ties are handled exactly (no jitter: lifelines' ``AalenJohansenFitter`` breaks ties at
     random, so its curve changes from run to run).  SEs are the infinitesimal-jackknife
-    SEs of R's ``survfit(Surv(time, factor(status)) ~ group, weights = w)``; with a
-    ``cluster`` the SE at chosen times sums the influences within clusters
-    (:meth:`cumulative_incidence_at`).
+    SEs of R's ``survfit(Surv(time, factor(status)) ~ group, weights = w, id = id)``; with
+    a ``cluster`` (matched sets) the influences are summed within clusters, as R's
+    ``survfit(..., id = id, cluster = set)``, in :attr:`table_` and at chosen times
+    (:meth:`cumulative_incidence_at`).  :meth:`gray_test` compares the arms' curves as
+    ``cmprsk::cuminc``.
+
+    Parameters
+    ----------
+    alpha : 1 - confidence level.
+    ci_transform : scale of the pointwise intervals of the cumulative incidence:
+        ``"log"`` (default: R's multi-state ``survfit`` uses ``conf.type = "log"`` on the
+        state probability, CI ``F exp(+-z SE/F)``, upper capped at 1), ``"loglog"`` (R
+        ``"log-log"``: ``F^exp(+-z SE/(F log F))``, inside (0, 1)) or ``"linear"`` (R
+        ``"plain"``: ``F +- z SE`` clipped to [0, 1]).  Undefined limits (F = 0) are NaN,
+        as R's NA.
 
     Attributes
     ----------
     table_ : one row per arm and distinct time: time, n_risk (weighted),
         n_risk_unweighted, n_event, n_competing, n_censor (weighted), surv (event-free),
-        cif_event, cif_competing, se_surv, se_event, se_competing, lower, upper (95% CI of
-        cif_event, plain Wald clipped to [0, 1]).
+        cif_event, cif_competing, se_surv, se_event, se_competing (SEs of the estimates
+        themselves, as R's multi-state ``std.err``; clustered when fitted with a cluster),
+        lower, upper (CI of cif_event), lower_competing, upper_competing.
 
     Examples
     --------
@@ -55,19 +75,18 @@ class AalenJohansen:
     [0.2, 0.4, 0.4, 0.8]
     """
 
-    def __init__(self, alpha: float = 0.05):
+    def __init__(self, alpha: float = 0.05, ci_transform: str = "log"):
         self.alpha = alpha
+        self.ci_transform = check_ci_transform(ci_transform)
 
     def fit(self, durations, status, weights=None, groups=None, cluster=None,
             labels: dict | None = None) -> AalenJohansen:
         """Fit one pair of curves (event, competing event) per level of ``groups``.
 
         ``status``: 0 censored, 1 event, 2 competing event; ``cluster`` (e.g. matched sets)
-        is used by :meth:`cumulative_incidence_at` and :meth:`difference_at`; ``labels``
-        maps group values to display names.
+        makes every SE and interval cluster-robust; ``labels`` maps group values to
+        display names.
         """
-        from scipy import stats
-
         durations = np.asarray(durations, float)
         status = np.asarray(status)
         if np.any(~np.isin(status, [0, 1, 2])):
@@ -76,37 +95,47 @@ class AalenJohansen:
         groups = np.zeros(durations.size, int) if groups is None else np.asarray(groups)
         self.cluster_ = None if cluster is None else pd.factorize(np.asarray(cluster))[0]
         self.labels_ = labels or {}
-        z = stats.norm.ppf(1 - self.alpha / 2)
+        self._data = (durations, status, w, groups)
         self.fits_, tabs = {}, []
         for g in pd.unique(groups):
             m = groups == g
             pl = product_limit(durations[m], status[m], w[m], causes=(1, 2))
             self.fits_[g] = (pl, np.flatnonzero(m))
-            se = np.sqrt(ij_variance(pl))
+            cl = None if self.cluster_ is None else pd.factorize(self.cluster_[m])[0]
+            se = np.sqrt(ij_variance_clustered(pl, cl))
+            lo, up = self._ci(pl.cif[:, 0], se[:, 1])
+            lo2, up2 = self._ci(pl.cif[:, 1], se[:, 2])
             tabs.append(pd.DataFrame({
                 "group": self.labels_.get(g, g), "time": pl.time, "n_risk": pl.n_risk,
                 "n_risk_unweighted": pl.n_risk_unweighted.astype(int),
                 "n_event": pl.n_event[:, 0], "n_competing": pl.n_event[:, 1],
                 "n_censor": pl.n_censor, "surv": pl.surv, "cif_event": pl.cif[:, 0],
                 "cif_competing": pl.cif[:, 1], "se_surv": se[:, 0], "se_event": se[:, 1],
-                "se_competing": se[:, 2],
-                "lower": np.clip(pl.cif[:, 0] - z * se[:, 1], 0, 1),
-                "upper": np.clip(pl.cif[:, 0] + z * se[:, 1], 0, 1),
+                "se_competing": se[:, 2], "lower": lo, "upper": up,
+                "lower_competing": lo2, "upper_competing": up2,
             }))
         self.table_ = pd.concat(tabs, ignore_index=True)
         return self
 
+    def _ci(self, F, se):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se_log = np.where(se == 0, 0.0, se / F)  # R: ifelse(se == 0, 0, se / p)
+        return confint(F, se_log, self.ci_transform, self.alpha)
+
     def cumulative_incidence_at(self, times) -> pd.DataFrame:
-        """Cumulative incidence of the event by group at ``times``, SE clustered if asked."""
+        """Cumulative incidence of the event by group at ``times``, SE clustered if asked,
+        with the interval on the scale of ``ci_transform``."""
         rows = []
         for g, (pl, idx) in self.fits_.items():
             cl = None if self.cluster_ is None else pd.factorize(self.cluster_[idx])[0]
             for t in np.atleast_1d(times):
                 J = int(time_index(pl, t))
                 se = np.sqrt((collapse(influence_at(pl, J), cl) ** 2).sum(axis=0))
+                F = 0.0 if J == 0 else pl.cif[J - 1, 0]
+                lo, up = self._ci(np.array([F]), np.array([se[1]]))
                 rows.append({"group": self.labels_.get(g, g), "time": t,
-                             "cif_event": 0.0 if J == 0 else pl.cif[J - 1, 0],
-                             "se_event": se[1],
+                             "cif_event": F, "se_event": se[1],
+                             "lower": float(lo[0]), "upper": float(up[0]),
                              "cif_competing": 0.0 if J == 0 else pl.cif[J - 1, 1],
                              "se_competing": se[2]})
         return pd.DataFrame(rows)
@@ -129,6 +158,21 @@ class AalenJohansen:
                 "difference": val[treated_group] - val[others[0]],
                 "se": float(np.sqrt((s**2).sum()))}
 
+    def gray_test(self, rho: float = 0.0) -> pd.DataFrame:
+        """Gray's test that the arms' cumulative incidence curves are equal, per cause
+        (``cmprsk::cuminc(time, status, group)$Tests``); see :func:`gray_test`.
+
+        Gray's test has no version for case weights, so a weighted fit is refused rather
+        than tested as if unweighted.  It treats units as independent: with matched sets
+        (``cluster``) the SEs of the curves allow for the sets but this test does not.
+        """
+        durations, status, w, groups = self._data
+        if not np.allclose(w, 1.0):
+            raise ValueError("Gray's test (cmprsk::cuminc) is defined for unweighted data; "
+                             "these curves are weighted — compare them with the clustered "
+                             "difference at a time (difference_at) instead")
+        return gray_test(durations, status, groups, rho=rho)
+
     def plot(self, ax=None, ci: bool = True, competing: bool = False, at_risk_times=None, **kwargs):
         """Cumulative incidence of the event (and optionally the competing event) by group."""
         import matplotlib.pyplot as plt
@@ -143,7 +187,9 @@ class AalenJohansen:
             t = np.r_[0, tab.time]
             line = ax.step(t, np.r_[0, tab.cif_event], where="post", label=f"{lab}", **kwargs)[0]
             if ci:
-                ax.fill_between(t, np.r_[0, tab.lower], np.r_[0, tab.upper], step="post",
+                # F = 0 has no log-scale interval (NaN, as R's NA): draw it as a point
+                lo, up = tab.lower.fillna(tab.cif_event), tab.upper.fillna(tab.cif_event)
+                ax.fill_between(t, np.r_[0, lo], np.r_[0, up], step="post",
                                 alpha=0.15, color=line.get_color(), lw=0)
             if competing:
                 ax.step(t, np.r_[0, tab.cif_competing], where="post", ls="--",
@@ -164,6 +210,102 @@ class AalenJohansen:
 
     def _repr_html_(self) -> str:
         return self.table_.head(20).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _gray_stratum(time, status, group, ng: int, rho: float):
+    """Score (ng - 1,) and variance (ng - 1, ng - 1) of Gray's test in one stratum for
+    the cause coded 1 (2 = other causes, 0 = censored): cmprsk's Fortran ``crst``
+    vectorised over the distinct event times (at censoring-only times nothing but the
+    risk sets changes, and those are counted directly)."""
+    u, inv = np.unique(time, return_inverse=True)
+    T = u.size
+    d = np.zeros((3, T, ng))
+    np.add.at(d, (status, inv, group), 1.0)
+    rs = np.cumsum((d.sum(axis=0))[::-1], axis=0)[::-1]  # at risk at each time, by group
+    d1, d2 = d[1], d[2]
+    keep = (d1 + d2).sum(axis=1) > 0
+    d1, d2, rs = d1[keep], d2[keep], rs[keep]
+    nd1 = d1.sum(axis=1)
+    pos = rs > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(pos, 1 - (d1 + d2) / rs, 1.0)
+        skm = np.cumprod(step, axis=0)  # right-continuous KM by group
+        skmm = np.vstack([np.ones((1, ng)), skm[:-1]])  # left-continuous
+        f1 = np.cumsum(np.where(pos, skmm * d1 / rs, 0.0), axis=0)
+        f1m = np.vstack([np.zeros((1, ng)), f1[:-1]])
+        t1 = np.where(pos, rs / skmm, 0.0)
+        tr = t1.sum(axis=1)
+        tq = np.where(pos, rs * (1 - f1m) / skmm, 0.0).sum(axis=1)
+        f = np.cumsum(nd1 / tr)  # pooled cumulative incidence
+        fm = np.r_[0.0, f[:-1]]
+        fb = (1 - fm) ** rho
+        a = fb[:, None, None] * (np.einsum("ti,ij->tij", t1, np.eye(ng))
+                                 - t1[:, :, None] * t1[:, None, :] / tr[:, None, None])
+        inc = a * (nd1 / (tr * (1 - fm)))[:, None, None]
+        c = np.cumsum(np.where(a != 0, inc, 0.0), axis=0)  # c as updated at each time
+        score = (fb[:, None] * np.where(pos, d1 - nd1[:, None] * rs * (1 - f1m) / (skmm * tq[:, None]),
+                                        0.0)).sum(axis=0)
+        # failures from the cause of interest
+        e1 = (nd1 > 0)[:, None] & pos
+        t4 = np.where(skm > 0, 1 - (1 - f[:, None]) / skm, 1.0)
+        t5 = np.where(nd1[:, None] > 1, 1 - (nd1[:, None] - 1) / (tr[:, None] * skmm - 1), 1.0)
+        t3 = np.where(e1, t5 * skmm * nd1[:, None] / (tr[:, None] * rs), 0.0)
+        v3 = (t4**2 * t3).sum(axis=0)
+        b = a - t4[:, None, :] * c  # (t, i, k)
+        v2 = (b * (t4 * t3)[:, None, :]).sum(axis=0)
+        v = np.einsum("tik,tjk,tk->ij", b, b, t3)
+        # failures from other causes
+        e2 = (skm > 0) & (d2 > 0)
+        t4 = np.where(e2, (1 - f[:, None]) / skm, 0.0)
+        t5 = np.where(d2 > 1, 1 - (d2 - 1) / (rs - 1), 1.0)
+        t3 = np.where(e2, t5 * skmm**2 * d2 / rs**2, 0.0)
+        v3 = v3 + (t4**2 * t3).sum(axis=0)
+        b = t4[:, None, :] * c
+        v2 = v2 - (b * (t4 * t3)[:, None, :]).sum(axis=0)
+        v = v + np.einsum("tik,tjk,tk->ij", b, b, t3)
+    cT = c[-1]
+    v = v + (cT * v3) @ cT.T + cT @ v2.T + v2 @ cT.T
+    return score[: ng - 1], v[: ng - 1, : ng - 1]
+
+
+def gray_test(durations, status, groups, strata=None, rho: float = 0.0) -> pd.DataFrame:
+    """Gray's (1988) K-sample test of equal cumulative incidence curves, per cause.
+
+    Equals ``cmprsk::cuminc(ftime, fstatus, group, strata, rho)$Tests``: for each cause
+    (non-zero code of ``status``, 0 = censored) the score of the first K - 1 groups
+    (groups in sorted order) weighted by ``(1 - F(t-))^rho``, summed over strata, and
+    ``stat = s' V^-1 s`` referred to chi-square on K - 1 df.  Unweighted, units
+    independent (as cmprsk).
+
+    Returns
+    -------
+    DataFrame indexed by cause with ``stat``, ``p`` and ``df`` (stat NaN where V is
+    singular, cmprsk's -1).
+    """
+    from scipy import stats
+
+    time = np.asarray(durations, float)
+    status = np.asarray(status)
+    glev, gcode = np.unique(np.asarray(groups), return_inverse=True)
+    ng = glev.size
+    if ng < 2:
+        raise ValueError("Gray's test needs at least two groups")
+    scode = (np.zeros(time.size, int) if strata is None
+             else np.unique(np.asarray(strata), return_inverse=True)[1])
+    rows = {}
+    for cause in np.unique(status[status != 0]):
+        code = np.where(status == cause, 1, np.where(status != 0, 2, 0))
+        s, V = np.zeros(ng - 1), np.zeros((ng - 1, ng - 1))
+        for k in np.unique(scode):
+            m = scode == k
+            sk, Vk = _gray_stratum(time[m], code[m], gcode[m], ng, rho)
+            s, V = s + sk, V + Vk
+        if np.linalg.matrix_rank(V) == ng - 1:
+            stat = float(s @ np.linalg.solve(V, s))
+        else:
+            stat = np.nan
+        rows[cause.item()] = {"stat": stat, "p": float(stats.chi2.sf(stat, ng - 1)), "df": ng - 1}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cause")
 
 
 def censoring_survival(durations, status) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,14 @@ import pandas as pd
 from scipy import stats
 
 from ._cox import CoxData, collapse, fit_cox, score_residuals, zph_test
-from ._nonparam import ProductLimit, ij_variance, product_limit, time_index
+from ._nonparam import (
+    ProductLimit,
+    check_ci_transform,
+    confint,
+    ij_variance_clustered,
+    product_limit,
+    time_index,
+)
 
 __all__ = ["CoxPH", "KaplanMeier", "logrank_test", "rmst_difference"]
 
@@ -223,23 +230,23 @@ class CoxPH:
 # ---------------------------------------------------------------------------------------
 
 
-def _km_table(pl: ProductLimit, variance: str, alpha: float) -> pd.DataFrame:
+def _km_table(pl: ProductLimit, variance: str, alpha: float, cluster: np.ndarray | None = None,
+              ci_transform: str = "log") -> pd.DataFrame:
     Y, d = pl.n_risk, pl.n_event_all
     with np.errstate(divide="ignore", invalid="ignore"):
         if variance == "greenwood":
             se = np.sqrt(np.cumsum(np.where(Y > d, d / (Y * (Y - d)), np.inf * (d > 0))))
-        else:  # infinitesimal jackknife, rows as clusters; SE of log S
-            se = np.sqrt(ij_variance(pl)[:, 0]) / pl.surv
-        z = stats.norm.ppf(1 - alpha / 2)
-        lower = pl.surv * np.exp(-z * se)
-        upper = np.minimum(pl.surv * np.exp(z * se), 1.0)
+        else:  # infinitesimal jackknife, influences summed by cluster; SE of log S
+            var = ij_variance_clustered(pl, cluster)[:, 0]
+            # R: ifelse(se == 0, 0, se / S), so S = 0 with no variance keeps SE 0
+            se = np.where(var == 0, 0.0, np.sqrt(var) / pl.surv)
+        lower, upper = confint(pl.surv, se, ci_transform, alpha)
         cumhaz = np.cumsum(np.where(Y > 0, d / Y, 0.0))
     return pd.DataFrame({
         "time": pl.time, "n_risk": Y, "n_event": d, "n_censor": pl.n_censor,
         "n_risk_unweighted": pl.n_risk_unweighted.astype(int),
         "n_event_unweighted": pl.n_event_unweighted.sum(axis=1).astype(int),
-        "surv": pl.surv, "std_err": se, "lower": np.where(pl.surv > 0, lower, np.nan),
-        "upper": np.where(pl.surv > 0, upper, np.nan), "cumhaz": cumhaz,
+        "surv": pl.surv, "std_err": se, "lower": lower, "upper": upper, "cumhaz": cumhaz,
     })
 
 
@@ -273,14 +280,23 @@ class KaplanMeier:
     ----------
     variance : ``"greenwood"`` (R ``survfit`` with case weights) or ``"ij"`` (infinitesimal
         jackknife, R ``survfit(..., robust = TRUE)``); default: Greenwood for integer
-        weights, IJ otherwise (Greenwood is not valid for matching weights).
-    alpha : 1 - confidence level (log-transformed intervals, as R's default).
+        weights without a cluster, IJ otherwise (Greenwood is not valid for matching
+        weights or matched sets).  With a ``cluster`` the IJ influences are summed within
+        clusters (R ``survfit(..., cluster = )``); ``"greenwood"`` with a cluster is an
+        error, not silently unclustered.
+    alpha : 1 - confidence level.
+    ci_transform : scale of the pointwise intervals: ``"log"`` (default, R's
+        ``conf.type = "log"``), ``"loglog"`` (R ``"log-log"``) or ``"linear"`` (R
+        ``"plain"``); R's names are accepted too.
 
     Attributes
     ----------
     table_ : one row per arm and distinct time: time, n_risk (weighted), n_event
         (weighted), n_censor, n_risk_unweighted, n_event_unweighted, surv, std_err (SE of
-        log S, as R's ``std.err``), lower, upper, cumhaz.
+        log S: R's ``std.err`` for a Greenwood fit; a robust or clustered fit in R 3.5
+        reports the SE of S, which is ``std_err * surv``), lower, upper, cumhaz.
+    variance_ : the variance used; clustered_ : whether the IJ influences were summed by
+        cluster.
 
     Examples
     --------
@@ -291,20 +307,30 @@ class KaplanMeier:
     44.83333
     """
 
-    def __init__(self, variance: str | None = None, alpha: float = 0.05):
+    def __init__(self, variance: str | None = None, alpha: float = 0.05, ci_transform: str = "log"):
         self.variance = variance
         self.alpha = alpha
+        self.ci_transform = check_ci_transform(ci_transform)
 
     def fit(self, durations, events, weights=None, groups=None, cluster=None,
             labels: dict | None = None) -> KaplanMeier:
-        """Fit one curve per level of ``groups`` (events: 1/True = event, else censored)."""
+        """Fit one curve per level of ``groups`` (events: 1/True = event, else censored).
+
+        ``cluster`` (e.g. matched sets) makes the curve SEs, the intervals and the RMST's
+        ``se_ij`` cluster-robust."""
         durations = np.asarray(durations, float)
         events = (np.asarray(events) == 1).astype(int)
         w = np.ones(durations.size) if weights is None else np.asarray(weights, float)
         groups = np.zeros(durations.size, int) if groups is None else np.asarray(groups)
-        variance = self.variance or ("greenwood" if np.allclose(w, np.round(w)) else "ij")
+        if self.variance == "greenwood" and cluster is not None:
+            raise ValueError("variance='greenwood' conflicts with a cluster: clustered curve "
+                             "SEs are infinitesimal-jackknife (R survfit(cluster = )); use "
+                             "variance='ij' or None")
+        variance = self.variance or ("greenwood" if cluster is None and np.allclose(w, np.round(w))
+                                     else "ij")
         self.variance_ = variance
         self.cluster_ = None if cluster is None else pd.factorize(np.asarray(cluster))[0]
+        self.clustered_ = self.cluster_ is not None
         self._groups, self._w = groups, w
         self.fits_, tabs = {}, []
         self.labels_ = labels or {}
@@ -312,21 +338,29 @@ class KaplanMeier:
             m = groups == g
             pl = product_limit(durations[m], events[m], w[m])
             self.fits_[g] = (pl, np.flatnonzero(m))
-            tab = _km_table(pl, variance, self.alpha)
+            cl = None if self.cluster_ is None else pd.factorize(self.cluster_[m])[0]
+            tab = _km_table(pl, variance, self.alpha, cl, self.ci_transform)
             tab.insert(0, "group", self.labels_.get(g, g))
             tabs.append(tab)
         self.table_ = pd.concat(tabs, ignore_index=True)
         return self
 
     def survival_at(self, times) -> pd.DataFrame:
-        """Survival by group at the given times (step function, right-continuous)."""
+        """Survival by group at the given times (step function, right-continuous), with
+        the SE of log S and the interval of :attr:`table_` (clustered when fitted so)."""
         rows = []
         for g, (pl, _) in self.fits_.items():
-            for t in np.atleast_1d(times):
-                J = int(time_index(pl, t))
-                rows.append({"group": self.labels_.get(g, g), "time": t,
-                             "surv": 1.0 if J == 0 else pl.surv[J - 1]})
-        return pd.DataFrame(rows)
+            lab = self.labels_.get(g, g)
+            tab = self.table_[self.table_.group == lab]
+            J = time_index(pl, np.atleast_1d(times))
+
+            def take(col, start, tab=tab, J=J):
+                return np.where(J > 0, tab[col].to_numpy()[np.maximum(J, 1) - 1], start)
+
+            rows.append(pd.DataFrame({"group": lab, "time": np.atleast_1d(times),
+                                      "surv": take("surv", 1.0), "std_err": take("std_err", 0.0),
+                                      "lower": take("lower", 1.0), "upper": take("upper", 1.0)}))
+        return pd.concat(rows, ignore_index=True)
 
     def at_risk(self, times) -> pd.DataFrame:
         """Unweighted numbers at risk by group at the given times (rows = groups)."""
