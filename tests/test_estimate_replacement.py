@@ -147,3 +147,9 @@ def test_cohort_with_replacement_clusters_by_family(tmp_path):
     assert "matched unit (match_family" in res["risk_difference"].method
     days = ev.days_in_care
     assert days["method"].str.contains("matched unit (match_family", regex=False).all()
+    # the methods text states the convention, and why there are no Rosenbaum bounds
+    from ppeval.report import _methods
+
+    text = " ".join(_methods(ev, m, ev.balance))
+    assert "cluster-robust by matched unit" in text and "Rosenbaum bounds need matched sets that do not overlap" in text
+    assert "Standard errors are cluster-robust by matched set" not in text
