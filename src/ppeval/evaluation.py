@@ -430,9 +430,10 @@ class Evaluation:
         """Mean days in out-of-home care within each window, by arm, with the difference.
 
         Units whose whole window lies before the extract date count; means are weighted
-        by the matching weights and the difference has a cluster-robust (by matched set) SE
-        from a weighted least-squares fit, as the binary effects. Empty when the outcome
-        was not computed.
+        by the matching weights and the difference has a cluster-robust SE (by matched set;
+        by matched unit with replacement) from a weighted least-squares fit, as the binary
+        effects: :func:`~ppeval.estimate.estimate` with ``continuous=``. Empty when the
+        outcome was not computed.
 
         Returns
         -------
@@ -440,11 +441,7 @@ class Evaluation:
             window_months, n_treated, n_comparison, mean_treated, mean_comparison,
             difference, ci_low, ci_high, p_value, method.
         """
-        from types import SimpleNamespace
-
-        from .estimate import fit_glm_cluster, with_censoring_weights
-        from .estimate._data import resolve
-        from .estimate.results import wald_ci
+        from .estimate import estimate
         from .outcomes import window_column
 
         rows = []
@@ -452,32 +449,18 @@ class Evaluation:
             col = window_column("time_in_care", months)
             if col not in self.matched.data:
                 continue
-            # the matched sample's weights and matched-set clusters; comparison units followed
-            # until their own enrolment carry inverse-probability-of-censoring weights, as the
-            # window rates do
-            md = with_censoring_weights(self.matched, col)
-            weighted = not md["weight"].equals(self.matched.data["weight"])
-            design = resolve(SimpleNamespace(data=md))
-            y = design.df[col].astype(float).to_numpy()
-            keep = ~np.isnan(y)
-            d = design.subset(keep) if not keep.all() else design
-            t = d.treated
-            if t.sum() < 2 or (~t).sum() < 2:
+            # estimated in the effects stage, as every other effect: the matched sample's
+            # weights and clusters (matched sets; matched units with replacement), comparison
+            # units followed until their own enrolment weighted as the window rates are
+            try:
+                e = estimate(self.matched, continuous=col)["mean_difference"]
+            except DataError:  # fewer than two units with a whole window in an arm
                 continue
-            X = pd.DataFrame({"const": 1.0, "treated": t.astype(float)})
-            fit = fit_glm_cluster(y[keep], X, d.weights, d.cluster, "identity")
-            diff = float(fit.params["treated"])
-            se = float(fit.bse["treated"])
-            lo, hi, p = wald_ci(diff, se, False)
-            w, yy = d.weights, y[keep]
             rows.append({
-                "window_months": months, "n_treated": int(t.sum()), "n_comparison": int((~t).sum()),
-                "mean_treated": float(np.average(yy[t], weights=w[t])), "mean_comparison": float(np.average(yy[~t], weights=w[~t])),
-                "difference": diff, "ci_low": lo, "ci_high": hi, "p_value": p,
-                "method": f"difference in weighted mean days in care within {months} months (weighted least squares); "
-                          f"cluster-robust SE by {d.cluster_text}"
-                          + ("; comparison units followed until their own enrolment, weighted by the inverse probability "
-                             "of not yet being censored" if weighted else ""),
+                "window_months": months, "n_treated": e.n_treated, "n_comparison": e.n_comparison,
+                "mean_treated": e.extra["mean_treated"], "mean_comparison": e.extra["mean_comparison"],
+                "difference": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
+                "method": e.method,
             })
         return pd.DataFrame(rows, columns=["window_months", "n_treated", "n_comparison", "mean_treated", "mean_comparison",
                                            "difference", "ci_low", "ci_high", "p_value", "method"])

@@ -374,6 +374,8 @@ class MatchedSample:
         matches, rescaled so comparison weights sum to the number of matched comparison
         units). With ``replace=True`` a reused comparison unit appears once, with the
         match_id of the first set it joined; use :attr:`matches` for set-level analyses.
+        :func:`ppeval.estimate.estimate` then clusters by unit, not by ``match_id``
+        (MatchIt's convention for ``match.data()`` output after matching with replacement).
     matches : DataFrame
         One row per (matched set, unit), as MatchIt's ``get_matches()``: comparison units
         reused with replacement appear once per set; ``weight`` is 1 for treated units and

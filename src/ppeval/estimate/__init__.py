@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceError, DataError
+from ..outcomes import _WINDOW_PREFIX as _COHORT_WINDOW_PREFIX
 from ._data import Design, as_binary, outcome_of, resolve, window_columns, window_of
 from .binary import GLMCluster, McNemarResult, binary_effects, fit_glm_cluster, mcnemar
 from .censoring import AFTER_CARE_OUTCOMES, EnrolmentCensoring, ipc_weights
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 _ARM_LABELS = {True: "treated", False: "comparison"}
+#: window-column prefix -> cohort outcome, for every outcome with window columns
+_COHORT_PREFIX_OUTCOME = {v: k for k, v in _COHORT_WINDOW_PREFIX.items()}
 
 
 def _flow_row(step: str, design: Design, mask: np.ndarray) -> dict:
@@ -274,7 +277,7 @@ def _binary_block(design: Design, col: str, outcome: str, window: int | None, ad
     d = design.subset(obs) if not obs.all() else design
     if factor is not None:
         f = factor[obs]
-        d = Design(d.df, d.treated, d.weights * f, d.cluster, d.cluster_text, True)
+        d = Design(d.df, d.treated, d.weights * f, d.cluster, d.cluster_text, True, d.replaced)
         tests[f"ipcw[{col}]"] = _weight_summary(f[~d.treated], "comparison_rows", cens.text)
     flow.append(_flow_row(f"{col}: analysed", design, obs))
     yy = y[obs]
@@ -284,7 +287,9 @@ def _binary_block(design: Design, col: str, outcome: str, window: int | None, ad
             e.method += ("; comparison rows followed until their own enrolment and weighted by the inverse "
                          f"probability of not yet being censored ({cens.text}; the SE treats these weights as known)")
     models.update({f"{k}[{col}]": v for k, v in fitted.items()})
-    if "match_id" in d.df.columns:
+    # with replacement the matched sets overlap (a reused comparison unit's match_id is only
+    # its first set), so neither McNemar's test nor set-based Rosenbaum bounds apply
+    if "match_id" in d.df.columns and not design.replaced:
         mid = d.df["match_id"].to_numpy()
         if _pairs_ok(design):
             # 1:1 pairs: McNemar's test on the pairs with both outcomes observed
@@ -297,6 +302,64 @@ def _binary_block(design: Design, col: str, outcome: str, window: int | None, ad
     return effects
 
 
+def _continuous_block(design: Design, col: str, flow: list, tests: dict, models: dict,
+                      cens: _Censoring | None = None) -> list[Effect]:
+    """Difference in weighted means of a numeric column (e.g. ``days_in_care_12m``):
+    weighted least squares of the outcome on the arm, the SE from the same vcovCL-type
+    sandwich (HC1, clustered as ``design``) as the binary effects; rows whose value is
+    missing are left out, and comparison rows followed until their own enrolment carry
+    inverse-probability-of-censoring weights, as the window risks do."""
+    s = design.df[col]
+    if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+        raise DataError(f"continuous outcome {col!r} must be numeric, found dtype {s.dtype}")
+    y_all = s.astype(float).to_numpy()
+    if np.isinf(y_all).any():
+        raise DataError(f"continuous outcome {col!r} has infinite values")
+    obs = ~np.isnan(y_all)
+    factor = None
+    if cens is not None:
+        # the same factor censoring_weights() gives (the window is read from the name)
+        factor, cut = _censoring_factor(design, cens, outcome_of(col), window_of(col), col)
+        if cut.any():
+            flow.append(_flow_row(f"{col}: comparison rows censored at their own enrolment before the window "
+                                  "closed (their share carried by inverse-probability-of-censoring weights)",
+                                  design, cut & ~obs))
+    if not obs.all():
+        flow.append(_flow_row(f"{col}: left out, value missing (window not fully observed)", design, ~obs))
+    flow.append(_flow_row(f"{col}: analysed", design, obs))
+    d = design.subset(obs) if not obs.all() else design
+    if factor is not None:
+        f = factor[obs]
+        d = Design(d.df, d.treated, d.weights * f, d.cluster, d.cluster_text, True, d.replaced)
+        tests[f"ipcw[{col}]"] = _weight_summary(f[~d.treated], "comparison_rows", cens.text)
+    ipcw = factor is not None and bool(np.any(factor[obs] != 1.0))
+    y, t, w = y_all[obs], d.treated, d.weights
+    pos = w > 0
+    if (t & pos).sum() < 2 or (~t & pos).sum() < 2:
+        raise DataError(f"continuous outcome {col!r} needs at least two rows with an observed value and "
+                        "positive weight in each arm")
+    X = pd.DataFrame({"const": 1.0, "treated": t.astype(float)})
+    fit = fit_glm_cluster(y, X, w, d.cluster, "identity")
+    models[f"linear[{col}]"] = fit
+    if d.cluster is not None:
+        setext = f"cluster-robust SE by {d.cluster_text} (R sandwich::vcovCL, HC1)"
+    else:
+        setext = "robust SE, each row its own cluster (R sandwich::vcovCL, HC1)"
+    months = window_of(col)
+    label = _COHORT_PREFIX_OUTCOME.get(col.rsplit("_", 1)[0]) if months is not None else None
+    e = Effect.from_wald(
+        "mean_difference", float(fit.params["treated"]), float(fit.bse["treated"]),
+        method=f"difference in weighted means of {col} (weighted least squares on the arm, "
+               f"matching weights); {setext}"
+               + ("; comparison units followed until their own enrolment, weighted by the inverse probability "
+                  f"of not yet being censored ({cens.text}; the SE treats these weights as known)" if ipcw else ""),
+        outcome=label or col, window_months=months, n=int(len(y)), n_treated=int(t.sum()),
+        n_comparison=int((~t).sum()), n_clusters=d.n_clusters,
+        extra={"mean_treated": float(np.average(y[t], weights=w[t])),
+               "mean_comparison": float(np.average(y[~t], weights=w[~t])), "column": col})
+    return [e]
+
+
 def estimate(
     data,
     outcome: str | None = None,
@@ -304,6 +367,7 @@ def estimate(
     duration: str | None = None,
     event: str | None = None,
     binary: str | None = None,
+    continuous: str | None = None,
     treatment: str | None = None,
     weights: str | None = None,
     cluster: str | None = None,
@@ -325,9 +389,23 @@ def estimate(
         risk for the outcome and are left out (counted in ``res.flow``).
     duration, event : time-to-event columns instead of ``outcome`` (event 0/1/2).
     binary : a 0/1 (or boolean) column instead; its window is read from a ``_<w>m`` suffix.
+    continuous : a numeric column instead (e.g. ``days_in_care_12m``): the difference in
+        weighted means, ``mean_difference``, from weighted least squares of the column on
+        the arm with the same cluster-robust SE as the binary effects (R ``lm(y ~ treated,
+        weights = w)`` with ``sandwich::vcovCL(fit, cluster = ~set)``); the arm means are
+        in its ``extra``. Rows with a missing value are left out; comparison rows followed
+        until their own enrolment carry censoring weights, as for a window risk.
     treatment, weights, cluster : column names; a matched sample defaults to the treatment
         column its propensity score was fitted on (``ps.treatment``, ``treated`` for a
         cohort), ``weight`` and its matched sets (``match_id``, joined across shared families).
+        A sample matched with replacement is clustered by matched unit instead (each row, or
+        its family when siblings were matched as a block): a reused comparison unit serves
+        several overlapping sets, so the sets cannot be clusters, and the unit's weight
+        already counts its reuse. This is MatchIt's recommendation for ``match.data()``
+        output (vignette "Estimating Effects After Matching": robust SEs, Hill & Reiter
+        2006), in the HC1 form of ``sandwich::vcovCL(fit, cluster = ~id)``, and as
+        ``coxph(..., cluster = id)`` for Cox models. McNemar's test and Rosenbaum bounds
+        need non-overlapping sets and are not computed then.
     adjust : covariates for doubly robust (g-computation) binary effects.
     windows : window months to report (default: every window column found).
     horizon : restricted-mean horizon (default: the smaller arm's longest follow-up).
@@ -347,14 +425,14 @@ def estimate(
         p_value, method, counts).  Time to event: ``hazard_ratio`` (cause-specific when
         there are competing exits) and, with competing exits, the Fine–Gray
         ``subdistribution_hazard_ratio``; each window: ``risk_difference``, ``risk_ratio``,
-        ``odds_ratio``.  Also ``.km`` or ``.cif``, ``.tests`` (log-rank, robust score test,
+        ``odds_ratio``; a continuous outcome: ``mean_difference``.  Also ``.km`` or ``.cif``, ``.tests`` (log-rank, robust score test,
         proportional hazards, McNemar, Rosenbaum bounds), ``.sensitivity`` (E-values),
         ``.secondary`` (restricted mean time difference, cumulative incidence differences,
         cause-specific hazard ratio of the competing exit), ``.flow`` and ``.plot()``.
     """
-    given = sum(x is not None for x in (outcome, duration, binary))
+    given = sum(x is not None for x in (outcome, duration, binary, continuous))
     if given != 1 or (duration is None) != (event is None):
-        raise ValueError("give exactly one of outcome=, duration= with event=, or binary=")
+        raise ValueError("give exactly one of outcome=, duration= with event=, binary= or continuous=")
     raw = data.data if hasattr(data, "data") and isinstance(data.data, pd.DataFrame) else data
     if treatment is None and raw is not data:
         # a matched sample keeps the column its propensity score was fitted on
@@ -366,7 +444,8 @@ def estimate(
     if isinstance(raw, pd.DataFrame) and (treatment or "treated") == "treated":
         raw2, cens = _censoring_setup(data, censoring, raw)
         if raw2 is not raw:
-            data = SimpleNamespace(data=raw2) if raw is not data else raw2
+            # keeps the matching settings (with replacement the clusters are the matched units)
+            data = SimpleNamespace(data=raw2, settings=getattr(data, "settings", None)) if raw is not data else raw2
     design = resolve(data, treatment=treatment, weights=weights, cluster=cluster)
     if cens is not None:
         cens.X(design.df, check=True)
@@ -380,10 +459,14 @@ def estimate(
     models: dict = {}
     km = cif = None
     reason: str | None = None
-    name = outcome or binary or event
+    name = outcome or binary or continuous or event
     if models_cens is not None:
         models["enrolment_censoring"] = models_cens
-    if binary is not None:
+    if continuous is not None:
+        if continuous not in design.df.columns:
+            raise DataError(f"outcome column {continuous!r} not found")
+        effects += _continuous_block(design, continuous, flow, tests, models, cens)
+    elif binary is not None:
         effects += _binary_block(design, binary, outcome_of(binary) or name, window_of(binary), adjust, flow,
                                  tests, models, cens)
     else:

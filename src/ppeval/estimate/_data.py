@@ -31,6 +31,8 @@ class Design:
     cluster: np.ndarray | None
     cluster_text: str
     weighted: bool
+    #: matched with replacement: the matched sets overlap, so ``match_id`` is not a partition
+    replaced: bool = False
 
     @property
     def n_clusters(self) -> int:
@@ -42,7 +44,7 @@ class Design:
         if self.cluster is not None:
             cl = pd.factorize(self.cluster[keep])[0].astype(np.int64)
         return Design(self.df.loc[keep].reset_index(drop=True), self.treated[keep],
-                      self.weights[keep], cl, self.cluster_text, self.weighted)
+                      self.weights[keep], cl, self.cluster_text, self.weighted, self.replaced)
 
 
 def _merge_families(match_id: pd.Series, family_id: pd.Series) -> np.ndarray:
@@ -72,7 +74,9 @@ def resolve(data, treatment: str | None = None, weights: str | None = None,
     """Arms, weights and clusters of ``data`` (a matched sample with ``.data`` or a DataFrame).
 
     A matched sample defaults to ``treated``, ``weight`` and clusters by ``match_id``
-    (joined across sets that share a ``family_id`` when that column is present).  A plain
+    (joined across sets that share a ``family_id`` when that column is present); one
+    matched with replacement (``settings["replace"]``) clusters by matched unit instead
+    (the family when siblings were matched as a block), since its sets overlap.  A plain
     DataFrame defaults to ``treated``, weights 1 and no clusters; pass column names to
     change either.
     """
@@ -104,7 +108,26 @@ def resolve(data, treatment: str | None = None, weights: str | None = None,
             raise DataError(f"weights column {weights!r} must be finite and non-negative")
     else:
         w = np.ones(len(df))
-    if cluster is None and matched and "match_id" in df.columns:
+    settings = getattr(data, "settings", None) if matched else None
+    replaced = isinstance(settings, dict) and bool(settings.get("replace"))
+    if cluster is None and replaced:
+        # With replacement a comparison unit serves several matched sets, so the sets do not
+        # partition the rows (``match_id`` holds only the first set a reused unit joined).
+        # MatchIt's recommendation for match.data() output (vignette "Estimating Effects
+        # After Matching", after Hill & Reiter 2006): the weights carry the reuse and the SE
+        # is robust with the unit as cluster, i.e. sandwich::vcovCL(fit, cluster = ~id).
+        # The matched unit is the family when siblings were matched as a block.
+        fam = settings.get("cluster")
+        fam = fam if fam in df.columns else ("family_id" if "family_id" in df.columns else None)
+        if fam is not None and df[fam].notna().any():
+            codes = _codes(df[fam])
+            text = (f"matched unit ({fam}; with replacement a reused comparison unit is one cluster across "
+                    "all the matched sets it serves, as cluster = ~id on MatchIt's match.data())")
+        else:
+            codes = np.arange(len(df), dtype=np.int64)
+            text = ("matched unit (with replacement a reused comparison unit is one cluster across "
+                    "all the matched sets it serves, as cluster = ~id on MatchIt's match.data())")
+    elif cluster is None and matched and "match_id" in df.columns:
         if "family_id" in df.columns and df["family_id"].notna().any():
             codes = _merge_families(df["match_id"], df["family_id"])
             text = "matched set (match_id), sets sharing a family_id joined"
@@ -119,7 +142,7 @@ def resolve(data, treatment: str | None = None, weights: str | None = None,
     else:
         codes, text = None, "none (each row its own cluster)"
     keep = w > 0  # zero-weight rows (unmatched units) carry no information
-    design = Design(df, t, w, codes, text, weights is not None)
+    design = Design(df, t, w, codes, text, weights is not None, replaced)
     if not keep.all():
         design = design.subset(keep)
     if design.treated.all() or not design.treated.any():

@@ -175,8 +175,9 @@ def _subgroup_table(ev, matched: pd.DataFrame, binary: str, threshold: int) -> p
         df["parent_role"] = df["match_id"].map(role)
     frames = []
     wanted = list(ev.config["subgroups"]) or list(SUBGROUPS)
-    # resolved as a matched sample, so SEs are clustered by matched set like the main effects
-    design = resolve(SimpleNamespace(data=df))
+    # resolved as a matched sample, so SEs are clustered like the main effects (by matched
+    # set; by matched unit after matching with replacement)
+    design = resolve(SimpleNamespace(data=df, settings=getattr(ev.matched, "settings", {})))
     y = design.df[binary]
     keep = y.notna().to_numpy()
     d = design.subset(keep) if not keep.all() else design
@@ -287,6 +288,7 @@ def _methods(ev, matched_sample, bal) -> list[str]:
     window = f"{c['entry_from'] or 'the start of the data'} to {c['entry_to'] or 'the extract date'}"
     model = {"logistic": "logistic regression", "gbm": "gradient-boosted trees"}.get(p["model"], p["model"])
     outcomes = "; ".join(f"{LABELS[k][1].lower()} ({', '.join(f'{m} months' for m in v) or 'whole follow-up'})" for k, v in ev.outcomes.items() if k in LABELS)
+    replaced = bool(getattr(matched_sample, "settings", {}).get("replace"))
     paras = [
         f"Design: {design}, entries from {window}; the unit of analysis is {unit}. "
         "Treated units started at enrolment; each comparison unit started at the same number of days after its own removal (or report) "
@@ -305,14 +307,22 @@ def _methods(ev, matched_sample, bal) -> list[str]:
         _balance_method(bal),
         f"Outcomes: {outcomes}.",
         "Effects: risks by arm with risk difference, risk ratio and odds ratio (regression with matching weights); Cox proportional hazards with Efron ties; "
-        "Aalen–Johansen cumulative incidence and Fine–Gray subdistribution hazard ratios where other exits compete. Standard errors are cluster-robust by matched set "
-        "(sets sharing a family joined), with the small-sample factor of R's sandwich::vcovCL (HC1) for regression models and as R's coxph(cluster=) for Cox models.",
+        "Aalen–Johansen cumulative incidence and Fine–Gray subdistribution hazard ratios where other exits compete. "
+        + ("Matching was with replacement, so a comparison unit can stand in several matched sets; it enters the analysis once, its weight "
+           "counting every set it serves, and standard errors are cluster-robust by matched unit (family when siblings were matched together) "
+           "rather than by matched set, as MatchIt recommends for its match.data() output (robust standard errors, Hill and Reiter 2006), "
+           if replaced else
+           "Standard errors are cluster-robust by matched set (sets sharing a family joined), ")
+        + "with the small-sample factor of R's sandwich::vcovCL (HC1) for regression models and as R's coxph(cluster=) for Cox models.",
         "Fixed-window rates (e.g. within 12 months) count only units whose whole window lies before the extract date. Outcomes are censored at the extract date and at the 18th birthday; "
         "other exits are competing events, not censoring.",
-        f"Sensitivity: {EVALUE_RULE}. Rosenbaum bounds for the lead outcome (Rosenbaum 2002, §4.4): the exact one-sided test of the served "
-        "units' events within the matched sets as formed (McNemar's test in 1:1 pairs, the exact Mantel–Haenszel-type test in larger sets), "
-        "on every unit whose window outcome was observed, and how far hidden bias (a factor Γ on the odds of enrolment within a set) could "
-        "move its p-value; it ignores the matching and censoring weights of the headline estimate.",
+        f"Sensitivity: {EVALUE_RULE}. "
+        + ("Rosenbaum bounds need matched sets that do not overlap, so none are given after matching with replacement."
+           if replaced else
+           "Rosenbaum bounds for the lead outcome (Rosenbaum 2002, §4.4): the exact one-sided test of the served "
+           "units' events within the matched sets as formed (McNemar's test in 1:1 pairs, the exact Mantel–Haenszel-type test in larger sets), "
+           "on every unit whose window outcome was observed, and how far hidden bias (a factor Γ on the odds of enrolment within a set) could "
+           "move its p-value; it ignores the matching and censoring weights of the headline estimate."),
         _privacy_sentence(ev.config["report"]["suppress_below"]),
         *([f"Validation: {UNVALIDATED_DESIGN_NOTE}"] if c["design"] == "prevention" else []),
     ]
