@@ -255,3 +255,13 @@ def test_prevention_report_says_why_hazard_ratio_and_window_differ(prevention):
 
     assert str(escape(summary[i])) in report and str(escape(summary[i])) in fact
     assert 'class="note hr-window"' in report
+
+
+def test_a_constant_outcome_says_no_difference_is_possible_without_a_test():
+    """Everyone (or no one) had the event: the risk difference is exactly 0 with SE 0, so no
+    interval or p-value is printed, only why (tests/test_estimator_edges.py has the numbers)."""
+    from ppeval.estimate.binary import CONSTANT_OUTCOME_NOTE as note
+    row = _row("tpr", 24, 0.0, 0.0, 0.0, 0.0, 0.0, None)
+    row.effects["risk_difference"]["note"] = note
+    for text in (finding_sentence(row, PH), rate_caption(row, PH)):
+        assert note in text and "nan" not in text and "95% CI" not in text and "0.0 more" not in text

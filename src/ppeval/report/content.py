@@ -111,6 +111,9 @@ def outcome_rows(matched_data: pd.DataFrame, estimates: dict[str, Any], outcomes
                         effects[e.measure] = {"estimate": _f(e.estimate), "ci_low": _f(e.ci_low), "ci_high": _f(e.ci_high), "p_value": _f(e.p_value), "method": e.method}
                         if not e.estimable:
                             effects[e.measure]["reason"] = served_text(e.reason)
+                        if (e.extra or {}).get("note"):
+                            # e.g. an outcome the same for every unit: RD 0 exactly, nothing to test
+                            effects[e.measure]["note"] = str(e.extra["note"])
                         rate_t = _f(e.risk_treated) if e.risk_treated is not None else rate_t
                         rate_c = _f(e.risk_comparison) if e.risk_comparison is not None else rate_c
                 if not effects and not res.estimable:

@@ -101,6 +101,8 @@ def finding_sentence(row: OutcomeRow, phrases: Phrases) -> str:
     rd = row.effects.get("risk_difference") or {}
     head = (f"{pct(row.rate_treated)} of {phrases.served} {what} within {row.window_months} months, "
             f"compared with {pct(row.rate_comparison)} of {phrases.comparison}")
+    if rd.get("note"):
+        return f"{head}: {rd['note']}."
     p, est, lo, hi = rd.get("p_value"), rd.get("estimate"), rd.get("ci_low"), rd.get("ci_high")
     if est is None or not is_significant(p):
         return f"{head}: {cannot_tell('the program changes this', lo, hi, p, per=phrases.units)}."
@@ -135,6 +137,9 @@ def rate_caption(row: OutcomeRow, phrases: Phrases) -> str:
         # no difference was estimated: no words about one either
         return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs {pct(row.rate_comparison)} "
                 f"(the difference is not estimable: {rd['reason']})")
+    if rd.get("note"):
+        return (f"{LABELS[row.outcome][1]} within {row.window_months} months: {pct(row.rate_treated)} vs "
+                f"{pct(row.rate_comparison)} (served vs comparison); {rd['note']}")
     p = rd.get("p_value")
     rates = f"{pct(row.rate_treated)} vs {pct(row.rate_comparison)} within {row.window_months} months"
     if rd.get("estimate") is None or not is_significant(p):
