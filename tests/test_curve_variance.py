@@ -532,3 +532,23 @@ def test_estimate_clusters_the_curves_by_the_cox_clusters():
                                cluster=df.match_id)
     np.testing.assert_allclose(km.table_.std_err.to_numpy(), direct.table_.std_err.to_numpy(),
                                rtol=0, atol=1e-14)
+
+
+def test_estimate_reports_grays_test_for_unweighted_competing_exits():
+    """estimate() with a competing exit puts Gray's test beside the curves (equal to
+    cmprsk via gray_test); only when every weight is 1, since the test has no weighted form."""
+    from ppeval.estimate import estimate
+
+    rng = np.random.default_rng(4)
+    n = 400
+    treated = np.arange(n) % 2 == 0
+    t = rng.exponential(300 / np.where(treated, 1.4, 1.0)).round() + 1
+    status = np.where(rng.random(n) < 0.25, 0, np.where(rng.random(n) < 0.7, 1, 2))
+    df = pd.DataFrame({"days": t, "event": status, "treated": treated, "match_id": np.arange(n) // 2})
+    res = estimate(df, duration="days", event="event", cluster="match_id")
+    ref = gray_test(df.days, df.event, df.treated.astype(int))
+    assert res.tests["gray"]["stat"] == pytest.approx(ref.loc[1, "stat"], rel=1e-12)
+    assert res.tests["gray"]["p"] == pytest.approx(ref.loc[1, "p"], rel=1e-12)
+    weighted = estimate(df.assign(w=np.where(df.treated, 1.0, 0.5)), duration="days", event="event",
+                        cluster="match_id", weights="w")
+    assert "gray" not in weighted.tests

@@ -586,6 +586,14 @@ def estimate(
                     outcome=name, label="competing exit", **c2))
             cif = AalenJohansen().fit(days, status, w, groups=t, cluster=d.cluster,
                                       labels=_ARM_LABELS)
+            if np.allclose(w, 1.0):
+                # Gray's test has no weighted form: only unweighted (1:1, no censoring weights)
+                # samples get it; it treats units as independent, as cmprsk::cuminc does
+                g = cif.gray_test()
+                if 1 in g.index:
+                    tests["gray"] = {"stat": float(g.at[1, "stat"]), "df": int(g.at[1, "df"]), "p": float(g.at[1, "p"]),
+                                     "method": "Gray's test of equal cumulative incidence of the event (cmprsk::cuminc); "
+                                               "units treated as independent"}
         else:
             km = KaplanMeier().fit(days, ev.astype(int), w, groups=t, cluster=d.cluster,
                                    labels=_ARM_LABELS)
