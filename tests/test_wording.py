@@ -265,3 +265,22 @@ def test_a_constant_outcome_says_no_difference_is_possible_without_a_test():
     row.effects["risk_difference"]["note"] = note
     for text in (finding_sentence(row, PH), rate_caption(row, PH)):
         assert note in text and "nan" not in text and "95% CI" not in text and "0.0 more" not in text
+
+
+def test_report_curves_cover_the_follow_up_the_data_support():
+    """Not a fixed two years: the last month end at which every arm has at least the
+    threshold at risk (and, for Kaplan–Meier, a tenth of its start)."""
+    from types import SimpleNamespace
+
+    from ppeval.estimate import KaplanMeier
+    from ppeval.report import _curve_horizon, _months_text
+
+    # 200 per arm, one exit a day from day 1: 20 still at risk (a tenth) on day 181
+    t = np.tile(np.arange(1, 201, dtype=float), 2)
+    g = np.repeat([0, 1], 200)
+    km = KaplanMeier().fit(t, np.ones_like(t, dtype=int), groups=g)
+    h = _curve_horizon(SimpleNamespace(cif=None, km=km), 11)
+    assert h == 5 * 365 // 12 and _months_text(h) == "5 months"  # day 152; 6 months (day 182) has 19 at risk
+    # a longer arm does not stretch the other
+    km2 = KaplanMeier().fit(np.r_[t[:200], 3 * t[200:]], np.ones_like(t, dtype=int), groups=g)
+    assert _curve_horizon(SimpleNamespace(cif=None, km=km2), 11) == h

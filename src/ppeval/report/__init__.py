@@ -408,6 +408,36 @@ UNVALIDATED_DESIGN_NOTE = (
 )
 
 
+def _curve_horizon(res, threshold: int) -> float:
+    """Days the report's curves cover: the last month end at which every arm still has at least
+    ``threshold`` units at risk (unweighted), and for a Kaplan–Meier curve a tenth of its
+    starting number too.
+
+    A fixed two years hid effects that build up later (the hazard ratio uses the whole
+    follow-up); past the point where a handful are left a curve says nothing.
+    """
+    fit = res.cif if res.cif is not None else res.km
+    ends = []
+    for _, tab in fit.table_.groupby("group", sort=True):
+        at_risk = tab["n_risk_unweighted"] if "n_risk_unweighted" in tab else tab["n_risk"]
+        # a cumulative incidence loses units at risk to the competing exit, which it has
+        # counted (it is still estimated there); only censoring makes it uncertain
+        need = threshold if res.cif is not None else max(threshold, 0.1 * float(at_risk.iloc[0]))
+        ok = tab.loc[at_risk.to_numpy() >= need, "time"]
+        ends.append(float(ok.max()) if len(ok) else 0.0)
+    end = min(ends) if ends else 0.0
+    months = int(end * 12 // 365)
+    while months > 1 and months * 365 // 12 > end:
+        months -= 1
+    return float(max(months, 1) * 365 // 12)
+
+
+def _months_text(days: float) -> str:
+    """``"30 months"`` for the day count of a month end (``m * 365 // 12``)."""
+    m = round(days * 12 / 365)
+    return f"{m} month" + ("" if m == 1 else "s")
+
+
 #: how each ``[data] id_normalise`` rule is described in the methods
 ID_RULE_WORDS = {"whitespace": "surrounding spaces removed", "case": "letter case ignored", "leading_zeros": "leading zeros ignored"}
 
@@ -758,13 +788,16 @@ def _charts(ev, content: dict[str, Any], folder: Path | None) -> list[dict[str, 
             continue
         # the windows' event counts are published in the tables: no curve point a few events from them
         anchors = [oc.window_days(m) for m in ev.outcomes.get(name) or []]
-        ax = charts.curve_chart(res, name, thr, horizon=730, anchors=anchors)
+        horizon = _curve_horizon(res, thr)
+        ax = charts.curve_chart(res, name, thr, horizon=horizon, anchors=anchors)
         if ax is None:
             continue
         kind = "Aalen–Johansen cumulative incidence, other exits competing" if res.cif is not None else "Kaplan–Meier"
         units = "families" if ev.cohort.unit == "family" else "children"
-        cap = (f"Share of served and matched comparison {units} who {LABELS[name][0]} over the two years after the index date "
-               f"({kind}). " + (
+        cap = (f"Share of served and matched comparison {units} who {LABELS[name][0]} over the {_months_text(horizon)} after the index date, "
+               f"while every arm still had at least {thr} units at risk"
+               + ("" if res.cif is not None else " and a tenth of its starting number")
+               + f" ({kind}). " + (
                    f"So that no single event shows, the curves are drawn in steps of at least {thr} events: each step is the "
                    f"estimate at the end of a month, pooling at least {thr} events of its arm since the step before; a curve stops "
                    f"where fewer than {thr} further events followed, and an arm with fewer than {thr} events is not drawn. "
