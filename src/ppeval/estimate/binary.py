@@ -51,7 +51,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 
 from ..errors import DataError
@@ -118,6 +117,9 @@ def fit_glm_cluster(y: np.ndarray, X: pd.DataFrame, w: np.ndarray, cluster: np.n
     >>> round(float(fit.params["t"]), 4)
     0.3333
     """
+    # statsmodels takes a second to import: only when a model is fitted, not for `ppeval --help`
+    import statsmodels.api as sm
+
     fam = {"logit": sm.families.Binomial(), "log": sm.families.Poisson(),
            "identity": sm.families.Gaussian()}[family]
     Xn = X.to_numpy(dtype=float)
