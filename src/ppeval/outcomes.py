@@ -104,7 +104,7 @@ def time_to_event(
     >>> d, st = time_to_event(s, pd.Series(pd.to_datetime(["2020-03-01", None])),
     ...                       pd.Series(pd.to_datetime([None, "2020-02-01"])),
     ...                       pd.Series(pd.to_datetime(["2021-01-01", "2021-01-01"])))
-    >>> list(d), list(st)
+    >>> d.tolist(), st.tolist()
     ([60, 31], [1, 2])
     """
     far = pd.Timestamp.max.normalize()
@@ -129,7 +129,7 @@ def censor_at(days: pd.Series, status: pd.Series, censor_days: pd.Series) -> tup
     --------
     >>> d, s, cut = censor_at(pd.Series([30, 200, 50], dtype="Int64"), pd.Series([1, 1, 0], dtype="Int64"),
     ...                       pd.Series([100.0, 100.0, None]))
-    >>> list(d), list(s), list(cut)
+    >>> d.tolist(), s.tolist(), cut.tolist()
     ([30, 100, 50], [1, 0, 0], [False, True, False])
     """
     c = pd.Series(np.asarray(censor_days, dtype=float), index=days.index).clip(lower=0)
