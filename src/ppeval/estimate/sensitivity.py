@@ -244,29 +244,46 @@ def _fnch(n: np.ndarray, m: np.ndarray, c: np.ndarray, gamma: float) -> tuple[np
     return a[0], w / w.sum(axis=1, keepdims=True)
 
 
-def _sum_pmf(sig: np.ndarray, mult: np.ndarray, gamma: float) -> np.ndarray:
-    """pmf of T = sum of independent set counts; ``sig`` rows (n, m, c) occur ``mult`` times."""
+#: probabilities below this fraction of a pmf's largest one are dropped from its ends: they
+#: are far below what a double can add to a tail sum, and keeping them made the convolutions
+#: quadratic in the support (tens of thousands of points for a statewide cohort)
+_NEGLIGIBLE = 1e-300
+
+
+def _convolve(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+    """pmf of the sum of two independent counts, each (offset, probabilities), ends trimmed."""
+    p = np.convolve(a[1], b[1])
+    keep = np.flatnonzero(p > _NEGLIGIBLE * p.max())
+    return a[0] + b[0] + int(keep[0]), p[keep[0]: keep[-1] + 1]
+
+
+def _sum_pmf(sig: np.ndarray, mult: np.ndarray, gamma: float) -> tuple[int, np.ndarray]:
+    """pmf of T = sum of independent set counts as (offset, probabilities from T = offset);
+    ``sig`` rows (n, m, c) occur ``mult`` times."""
     _, pmf = _fnch(sig[:, 0], sig[:, 1], sig[:, 2], gamma)
-    total = np.ones(1)
+    total = (0, np.ones(1))
     # one loop per distinct kind of set (a handful), squaring per bit of its multiplicity
     for p, k in zip(pmf, mult, strict=True):
-        p = np.trim_zeros(p, "b")
-        power = np.ones(1)
+        nz = np.flatnonzero(p)
+        part = (int(nz[0]), p[nz[0]: nz[-1] + 1])
+        power = (0, np.ones(1))
+        k = int(k)
         while k:
             if k & 1:
-                power = np.convolve(power, p)
+                power = _convolve(power, part)
             k >>= 1
             if k:
-                p = np.convolve(p, p)
-        total = np.convolve(total, power)
+                part = _convolve(part, part)
+        total = _convolve(total, power)
     return total
 
 
 def _bounds(sig: np.ndarray, mult: np.ndarray, t: int, upper_tail: bool, gamma: float) -> tuple[float, float]:
     """(lower, upper) bound on the one-sided p-value of T = t at Γ."""
     def tail(g: float) -> float:
-        pmf = _sum_pmf(sig, mult, g)
-        p = pmf[t:].sum() if upper_tail else pmf[: t + 1].sum()
+        offset, pmf = _sum_pmf(sig, mult, g)
+        i = min(max(t - offset, 0), len(pmf))
+        p = pmf[i:].sum() if upper_tail else pmf[: max(t - offset + 1, 0)].sum()
         return float(min(1.0, p))
 
     if upper_tail:
